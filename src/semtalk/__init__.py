@@ -1,0 +1,3 @@
+"""semtalk: holistic co-speech motion generation with frame-level semantic emphasis."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,119 @@
+"""The `semtalk` command: data tools here, training stages through LightningCLI (`semtalk fit|test|predict`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _make_smplx(args: argparse.Namespace) -> None:
+    from semtalk.body.synthetic_model import write_synthetic_smplx
+    from semtalk.data.weights import SMPLX_FILE
+
+    path = write_synthetic_smplx(Path(args.out) / SMPLX_FILE, seed=args.seed)
+    print(
+        f"wrote a synthetic SMPL-X model to {path} (a stand-in: the real model is licensed from "
+        "https://smpl-x.is.tue.mpg.de)"
+    )
+
+
+def _make_dataset(args: argparse.Namespace) -> None:
+    from semtalk.body.model import BodyModel
+    from semtalk.body.synthetic_model import write_synthetic_smplx
+    from semtalk.data.weights import MEAN_VEL_FILE, SMPLX_FILE, compute_mean_velocity, save_npy_atomic, smplx_root_of
+    from semtalk.synth.dataset import make_dataset
+
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    stats = make_dataset(
+        out,
+        num_speakers=args.speakers,
+        clips_per_speaker=args.clips,
+        clip_seconds=args.seconds,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    smplx_root = smplx_root_of(out)
+    if not (smplx_root / SMPLX_FILE).is_file():
+        write_synthetic_smplx(smplx_root / SMPLX_FILE, seed=args.seed)
+    mean_vel = out / "weights" / MEAN_VEL_FILE
+    if not mean_vel.is_file():
+        save_npy_atomic(mean_vel, compute_mean_velocity(out, BodyModel(smplx_root), progress=not args.quiet))
+    print(json.dumps(stats, indent=2))
+    print(f"embedded dataset ready in {out} ({time.perf_counter() - t0:.1f} s)")
+
+
+def _describe_dataset(args: argparse.Namespace) -> None:
+    from semtalk.data import Beat2Root, load_split
+
+    root = Beat2Root(args.root)
+    table = load_split(root.split_path)
+    counts: dict[str, int] = {}
+    for kind in table.values():
+        counts[kind] = counts.get(kind, 0) + 1
+    stats_file = root.root / "dataset_stats.json"
+    print(f"dataset {root.root}: {len(table)} clips, " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if stats_file.is_file():
+        print(stats_file.read_text())
+
+
+def _lightning(argv: Sequence[str]) -> None:
+    try:
+        from semtalk.lightning_cli import run_cli
+    except ImportError as exc:  # the stages arrive with their issues
+        raise SystemExit(f"semtalk {argv[0]}: the training stages are not available ({exc})") from exc
+    run_cli(list(argv))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="semtalk", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the readers repair")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("make-dataset", help="generate the embedded BEAT2-format dataset (speech, words, sem, motion)")
+    p.add_argument("out", help="output folder (a BEAT2 root)")
+    p.add_argument("--speakers", type=int, default=4, help="number of speakers (default 4)")
+    p.add_argument("--clips", type=int, default=10, help="clips per speaker (default 10)")
+    p.add_argument("--seconds", type=float, default=20.0, help="mean clip length in seconds (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_make_dataset)
+
+    p = sub.add_parser("make-smplx", help="write a synthetic SMPL-X model file (a stand-in for the licensed one)")
+    p.add_argument("out", help="folder that will hold smplx/SMPLX_NEUTRAL_2020.npz")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_make_smplx)
+
+    p = sub.add_parser("describe-dataset", help="print the clips, splits and statistics of a BEAT2 root")
+    p.add_argument("root")
+    p.set_defaults(func=_describe_dataset)
+
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} of a stage (semtalk {name} -c CONFIG ...)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        _lightning(argv)
+        return
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from semtalk.data.errors import DataError
+
+    try:
+        args.func(args)
+    except (DataError, FileNotFoundError) as exc:
+        raise SystemExit(f"semtalk {args.command}: {exc}") from exc
+
+
+if __name__ == "__main__":
+    main()

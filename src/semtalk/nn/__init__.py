@@ -1,0 +1,1 @@
+"""Plain PyTorch building blocks: conv encoders/decoders, the residual quantizer, the RVQ-VAE, generators."""

@@ -12,10 +12,12 @@ def smooth_params(frames: int, seed: int) -> SMPLXParams:
     """A smooth random motion: sums of slow sinusoids per pose dimension."""
     g = torch.Generator().manual_seed(seed)
     t = torch.arange(frames, dtype=torch.float32)[:, None] / 30.0
+
     def wave(dims: int, amp: float) -> torch.Tensor:
         freq = torch.rand(dims, generator=g) * 1.5 + 0.2
         phase = torch.rand(dims, generator=g) * 6.28
         return amp * torch.sin(t * freq * 6.28 + phase)
+
     contact = (wave(4, 1.0) > 0).float()
     trans = wave(3, 0.05) + torch.tensor([0.0, 1.25, 0.0])
     return SMPLXParams(poses=wave(165, 0.3), expressions=wave(100, 1.0), trans=trans, contact=contact)
@@ -36,3 +38,38 @@ class PartWindows(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.items[i]
+
+
+TINY_VQ = dict(width=32, code_dim=16, depth=1, num_quantizers=3, codebook_size=16, dropout=0.0)
+
+
+def train_tiny_stage1(out_dir, steps: int = 2, **vq_overrides) -> dict[str, str]:
+    """Fit tiny VQ stages for the four parts and the global-motion net for a few steps; returns their paths
+    by name (face, upper, hands, lower, global_motion)."""
+    from pathlib import Path
+
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from stages.global_motion import GlobalMotionStage
+    from stages.vq import VQStage
+
+    out = Path(out_dir)
+    loader = DataLoader(PartWindows(8, 32), batch_size=4)
+    paths = {}
+    stages = {p: VQStage(p, **{**TINY_VQ, **vq_overrides}) for p in ("face", "upper", "hands", "lower")}
+    stages["global_motion"] = GlobalMotionStage(width=16, layers=1)
+    for name, stage in stages.items():
+        trainer = L.Trainer(
+            default_root_dir=out,
+            accelerator="cpu",
+            max_steps=steps,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(stage, loader)
+        paths[name] = str(out / f"{name}.ckpt")
+        trainer.save_checkpoint(paths[name])
+    return paths

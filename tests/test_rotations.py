@@ -58,7 +58,9 @@ def test_rot6d_is_first_two_rows():
 def test_rodrigues_known_rotation():
     # 90 degrees about z maps x to y
     m = axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64))
-    assert torch.allclose(m @ torch.tensor([1.0, 0, 0], dtype=torch.float64), torch.tensor([0.0, 1, 0], dtype=torch.float64))
+    assert torch.allclose(
+        m @ torch.tensor([1.0, 0, 0], dtype=torch.float64), torch.tensor([0.0, 1, 0], dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize("angle", [0.0, 1e-9, 1e-4, math.pi - 1e-6, math.pi])

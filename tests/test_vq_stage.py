@@ -9,9 +9,9 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from motion_fixtures import PartWindows
 from torch.utils.data import DataLoader
 
+from motion_fixtures import PartWindows
 from semtalk.nn.rvqvae import RVQVAE
 from semtalk.tokenizer import check_compatible, load_checkpoint, read_tokenizer_card
 from stages.global_motion import GlobalMotionStage

@@ -9,7 +9,6 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from motion_fixtures import PartWindows  # noqa: E402
-
 from stages.vq import VQStage  # noqa: E402
 
 
@@ -22,7 +21,9 @@ class Books(L.Callback):
             torch.save(pl_module.model.quantizer.codebooks.detach().clone(), self.out / "codebooks_start.pt")
 
     def on_train_end(self, trainer, pl_module):
-        torch.save(pl_module.model.quantizer.codebooks.detach().clone(), self.out / f"codebooks_rank{trainer.global_rank}.pt")
+        torch.save(
+            pl_module.model.quantizer.codebooks.detach().clone(), self.out / f"codebooks_rank{trainer.global_rank}.pt"
+        )
 
 
 def main(out: str) -> None:

@@ -1,4 +1,4 @@
-"""Lightning callbacks shared by the stages."""
+"""Helpers the stages' command line uses around Lightning's loop."""
 
 from __future__ import annotations
 
@@ -10,34 +10,25 @@ from pathlib import Path
 import lightning as L
 
 
-class ExportCheckpoint(L.Callback):
-    """At the end of `fit`, copy the best checkpoint (or the last, when nothing was monitored) to a stable path,
-    atomically, so that Make targets and downstream stages can depend on it.
-
-    Args:
-        path: where the stage's checkpoint goes, e.g. `checkpoints/vq_face.ckpt`.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        source = None
-        cb = trainer.checkpoint_callback
-        if cb is not None:
-            source = cb.best_model_path or cb.last_model_path
-        if not source or not Path(source).is_file():
-            source = Path(trainer.default_root_dir) / "export.tmp.ckpt"
-            trainer.save_checkpoint(source)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".ckpt.tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        print(f"exported {source} -> {self.path}")
+def export_checkpoint(trainer: L.Trainer, path: str | Path) -> Path | None:
+    """Copy the best checkpoint of a finished fit (or the last one when nothing was monitored) to a stable
+    path, atomically, so Make targets and downstream stages can depend on it. Only rank 0 writes."""
+    path = Path(path)
+    if not trainer.is_global_zero:
+        return None
+    cb = trainer.checkpoint_callback
+    source = (cb.best_model_path or cb.last_model_path) if cb is not None else ""
+    if not source or not Path(source).is_file():
+        source = str(Path(trainer.default_root_dir) / "export.tmp.ckpt")
+        trainer.save_checkpoint(source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ckpt.tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"exported {source} -> {path}")
+    return path

@@ -64,6 +64,27 @@ def _describe_dataset(args: argparse.Namespace) -> None:
         print(stats_file.read_text())
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from semtalk.body.model import BodyModel
+    from semtalk.metrics.evaluate import evaluate_folder
+    from semtalk.metrics.fgd_encoder import load_fgd_encoder
+
+    body = BodyModel(args.smplx) if args.smplx else None
+    fgd = load_fgd_encoder(args.fgd_encoder) if args.fgd_encoder else None
+    result = evaluate_folder(
+        args.pred_dir,
+        args.gt_dir,
+        audio_dir=args.audio_dir,
+        profile=args.profile,
+        body_model=body,
+        fgd_encoder=fgd,
+        mean_vel=args.mean_vel,
+        output_dir=args.out or args.pred_dir,
+    )
+    md = Path(args.out or args.pred_dir) / "metrics.md"
+    print(md.read_text() if md.is_file() else json.dumps(result, indent=2))
+
+
 def _lightning(argv: Sequence[str]) -> None:
     try:
         from semtalk.lightning_cli import run_cli
@@ -95,6 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root")
     p.set_defaults(func=_describe_dataset)
 
+    p = sub.add_parser("evaluate", help="score a folder of SMPL-X npz files against ground truth (FGD, BC, DIV, ...)")
+    p.add_argument("pred_dir", help="predicted SMPL-X npz files (BEAT2 keys), matched to ground truth by name")
+    p.add_argument("gt_dir", help="ground-truth npz files (e.g. a BEAT2 smplxflame_30 folder)")
+    p.add_argument("--audio-dir", help="wav files by clip name, for BC (e.g. wave16k/)")
+    p.add_argument(
+        "--profile",
+        choices=("semtalk2024", "corrected"),
+        default="semtalk2024",
+        help="semtalk2024 reproduces the published protocol and its quirks; corrected fixes them",
+    )
+    p.add_argument(
+        "--smplx", help="SMPL-X model root (holds smplx/SMPLX_NEUTRAL_2020.npz); needed for BC, DIV, MSE, LVD"
+    )
+    p.add_argument("--mean-vel", help="mean joint speeds, e.g. weights/mean_vel_smplxflame_30.npy (for BC)")
+    p.add_argument("--fgd-encoder", help="FGD encoder weights (BEAT2's AESKConv_240_100.bin or one trained here)")
+    p.add_argument("--out", help="where metrics.json and metrics.md go (default: PRED_DIR)")
+    p.set_defaults(func=_evaluate)
+
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"LightningCLI {name} of a stage (semtalk {name} -c CONFIG ...)", add_help=False)
     return parser
@@ -111,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         args.func(args)
-    except (DataError, FileNotFoundError) as exc:
+    except (DataError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"semtalk {args.command}: {exc}") from exc
 
 

@@ -1,0 +1,390 @@
+"""The base (rhythm) generator: speech + seed motion + speaker -> residual-VQ codes of the four parts.
+
+Structure (SemTalk's base model; H = hidden, A = audio_f, M = motion_f, D = code_dim, T' = T / 4):
+- two speech branches (face, body), each a HuBERT conv encoder + beat MLP + per-channel soft fusion -> (B, T, A);
+- the masked full-body motion encoder (learned mask embedding) -> hint (B, T, M), shared by both branches;
+- face: a transformer decoder whose query is the face speaker embedding + positional encoding and whose memory is
+  `Linear([fusion_face, MLP(hint)])`, then Linear(H -> D), conv(k2, s2), MLP, conv(k2, s2) -> (B, T', D);
+- body (`BodyTrunk`): `Linear(MLP(hint))` + body speaker embedding + PE -> 1 self-attention layer -> (optionally)
+  a residual stack of cross-attention layers to `Linear(fusion_body)` -> conv(k2, s2) -> part MLP heads ->
+  part-to-part decoders (query: part + speaker + PE, memory: sum of the other two parts) -> Linear(H -> D) of
+  (decoder output + part) -> conv(k2, s2) -> (B, T', D) for upper, hands and lower;
+- the Coarse2Fine cascade (1-layer decoders of width D): hands <- face, face <- hands (pre-cascade),
+  upper <- hands_new + lower, lower <- upper + hands_new;
+- per part, a level-0 MLP classifier and residual-level cross-attention predictors (memory: fusion_face for the
+  face, fusion_body for the body parts), see `semtalk.nn.code_predictor`.
+
+`BodyTrunk` is reused by the sparse generator with the semantic feature as its cross-attention memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from semtalk.nn.attention import MLP, PeriodicPositionalEncoding, decoder_stack, downsample_time, encoder_stack
+from semtalk.nn.audio_encoder import AudioBranch
+from semtalk.nn.code_predictor import PartCodePredictor
+from semtalk.nn.motion_encoder import MaskedMotionEncoder
+
+PARTS: tuple[str, ...] = ("face", "upper", "hands", "lower")
+BODY_PARTS: tuple[str, ...] = ("upper", "hands", "lower")
+
+CodesOf = Callable[[str, int, torch.Tensor], torch.Tensor]
+"""`codes_of(part, level, indices (B, T')) -> (B, T', D)`: code vectors of one level's codebook."""
+
+
+def check_frames_per_token(frames_per_token: int) -> None:
+    if frames_per_token != 4:
+        raise ValueError(
+            f"frames_per_token={frames_per_token}: the generators downsample time by two stride-2 convolutions, "
+            "so only 4 frames per token (the tokenizers' x4 downsampling) is supported"
+        )
+
+
+def check_motion_inputs(
+    latent_all: torch.Tensor, mask: torch.Tensor, speaker: torch.Tensor, latent_dim: int, num_speakers: int
+) -> tuple[int, int]:
+    """Validate `latent_all (B, T, latent_dim)`, `mask` of the same shape and `speaker (B,)` int64; return (B, T)."""
+    if latent_all.dim() != 3 or latent_all.shape[-1] != latent_dim:
+        raise ValueError(f"latent_all must be (B, T, {latent_dim}), got {tuple(latent_all.shape)}")
+    b, t = latent_all.shape[:2]
+    if t % 4:
+        raise ValueError(f"sequence length {t} is not a multiple of 4 frames per token; trim or pad the window")
+    if mask.shape != latent_all.shape:
+        raise ValueError(f"mask {tuple(mask.shape)} must have the shape of latent_all {tuple(latent_all.shape)}")
+    if speaker.shape != (b,) or speaker.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"speaker must be (B,)=({b},) int64 ids, got {tuple(speaker.shape)} {speaker.dtype}")
+    if speaker.numel() and (int(speaker.min()) < 0 or int(speaker.max()) >= num_speakers):
+        raise ValueError(f"speaker ids must lie in [0, {num_speakers}), got {speaker.tolist()}")
+    return b, t
+
+
+def check_frame_input(name: str, x: torch.Tensor, b: int, t: int, dim: int) -> None:
+    if x.shape != (b, t, dim):
+        raise ValueError(f"{name} must be (B, T, {dim}) = ({b}, {t}, {dim}), got {tuple(x.shape)}")
+
+
+class BodyTrunk(nn.Module):
+    """Body branch up to the per-part token latents.
+
+    `hint (B, T, motion_f)`, `speaker (B,)`, `memory (B, T, memory_dim)` or None -> `{upper, hands, lower}`
+    each `(B, T/4, code_dim)`.
+
+    Args:
+        hidden: transformer width H; heads: attention heads; cross_layers: depth of the cross-attention to
+            the memory; motion_f, memory_dim, code_dim: widths; num_speakers: speaker-embedding rows;
+            window: period of the positional encoding; dropout: attention/PE dropout.
+        speaker_in_cross_query: add the speaker embedding to the cross-attention query. SemTalk's code computes
+            this sum and overwrites it on the next line, so the released model has False.
+    """
+
+    def __init__(
+        self,
+        hidden: int,
+        motion_f: int,
+        memory_dim: int,
+        code_dim: int,
+        heads: int,
+        cross_layers: int,
+        num_speakers: int,
+        window: int,
+        dropout: float,
+        speaker_in_cross_query: bool = False,
+    ) -> None:
+        super().__init__()
+        self.speaker_in_cross_query = speaker_in_cross_query
+        self.hint_mlp = MLP(motion_f, hidden, motion_f)
+        self.hint_proj = nn.Linear(motion_f, hidden)
+        self.speaker = nn.Embedding(num_speakers, hidden)
+        self.pe = PeriodicPositionalEncoding(hidden, window, dropout)
+        self.self_attention = encoder_stack(hidden, heads, 2 * hidden, 1, dropout)
+        self.memory_proj = nn.Linear(memory_dim, hidden)
+        self.cross_attention = decoder_stack(hidden, heads, 2 * hidden, cross_layers, dropout)
+        self.down = nn.Conv1d(hidden, hidden, 2, stride=2)
+        self.speaker_down = nn.Conv1d(hidden, hidden, 2, stride=2)
+        self.part_heads = nn.ModuleDict({p: MLP(hidden, hidden, hidden) for p in BODY_PARTS})
+        self.part_decoders = nn.ModuleDict(
+            {p: decoder_stack(hidden, heads, 2 * hidden, 1, dropout) for p in BODY_PARTS}
+        )
+        self.part_out = nn.ModuleDict({p: nn.Linear(hidden, code_dim) for p in BODY_PARTS})
+        self.part_down = nn.ModuleDict({p: nn.Conv1d(code_dim, code_dim, 2, stride=2) for p in BODY_PARTS})
+
+    def forward(
+        self, hint: torch.Tensor, speaker: torch.Tensor, memory: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        spk = self.speaker(speaker)  # (B, H)
+        x = self.pe(self.hint_proj(self.hint_mlp(hint)) + spk[:, None])
+        x = self.self_attention(x)
+        if memory is not None:
+            query = x + spk[:, None] if self.speaker_in_cross_query else x
+            x = x + self.cross_attention(self.pe(query), self.memory_proj(memory))
+        x = downsample_time(self.down, x)  # (B, T/2, H)
+        # the speaker sequence is constant in time: its stride-2 convolution is one value, broadcast
+        spk2 = self.speaker_down(spk[:, :, None].expand(-1, -1, 2)).transpose(1, 2)  # (B, 1, H)
+        parts = {p: self.part_heads[p](x) for p in BODY_PARTS}
+        out = {}
+        for p in BODY_PARTS:
+            others = sum(parts[q] for q in BODY_PARTS if q != p)
+            dec = self.part_decoders[p](self.pe(parts[p] + spk2), others)
+            out[p] = downsample_time(self.part_down[p], self.part_out[p](dec + parts[p]))
+        return out
+
+
+class FaceBranch(nn.Module):
+    """`fusion_face (B, T, audio_f)`, `hint (B, T, motion_f)`, `speaker (B,)` -> `(B, T/4, code_dim)`."""
+
+    def __init__(
+        self,
+        hidden: int,
+        audio_f: int,
+        motion_f: int,
+        code_dim: int,
+        heads: int,
+        layers: int,
+        num_speakers: int,
+        window: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.hint_mlp = MLP(motion_f, hidden, motion_f)
+        self.memory_proj = nn.Linear(audio_f + motion_f, hidden)
+        self.speaker = nn.Embedding(num_speakers, hidden)
+        self.pe = PeriodicPositionalEncoding(hidden, window, dropout)
+        self.decoder = decoder_stack(hidden, heads, 2 * hidden, layers, dropout)
+        self.out = nn.Linear(hidden, code_dim)
+        self.down1 = nn.Conv1d(code_dim, code_dim, 2, stride=2)
+        self.mid = MLP(code_dim, hidden, code_dim)
+        self.down2 = nn.Conv1d(code_dim, code_dim, 2, stride=2)
+
+    def forward(self, fusion: torch.Tensor, hint: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        b, t, _ = fusion.shape
+        memory = self.memory_proj(torch.cat((fusion, self.hint_mlp(hint)), dim=-1))
+        query = self.pe(self.speaker(speaker)[:, None].expand(b, t, -1))
+        x = self.out(self.decoder(query, memory))
+        x = self.mid(downsample_time(self.down1, x))
+        return downsample_time(self.down2, x)
+
+
+@dataclass
+class GeneratorOutput:
+    """Result of `BaseGenerator.forward` (T' = T / 4).
+
+    Attributes:
+        logits: part -> `(B, T', Q, C)` code logits of every level.
+        latents: part -> `(B, T', Q, D)` predicted per-level latents [level-0 latent, zq_1..zq_{Q-1}], regressed
+            against the per-level code vectors of the ground-truth tokens.
+        prezq: part -> `(B, T', D)` part latents before the cascade (inputs of the rhythm losses: face and hands).
+        cascaded: part -> `(B, T', D)` part latents after the cascade (the level-0 latents).
+        fusion_face, fusion_body: `(B, T, A)` fused speech features of the two branches.
+        hubert_face, hubert_body: `(B, T, A)` HuBERT-encoder features of the two branches (rhythm-loss targets).
+    """
+
+    logits: dict[str, torch.Tensor]
+    latents: dict[str, torch.Tensor]
+    prezq: dict[str, torch.Tensor]
+    cascaded: dict[str, torch.Tensor]
+    fusion_face: torch.Tensor
+    fusion_body: torch.Tensor
+    hubert_face: torch.Tensor
+    hubert_body: torch.Tensor
+
+
+class BaseGenerator(nn.Module):
+    """Speech-driven generator of the residual-VQ codes of face, upper, hands and lower.
+
+    Args:
+        hidden: transformer width H (paper 768).
+        audio_f: width of the fused speech features A (256); must equal `code_dim` (the residual predictors
+            attend to them and the rhythm losses compare them with part latents).
+        motion_f: width of the masked-motion hint M (256).
+        heads: attention heads of the H-wide and cascade stacks (4).
+        audio_layers: depth of the body's audio cross-attention (8).
+        face_layers: depth of the face decoder (4).
+        residual_layers, residual_heads: depth and heads of each residual-level predictor (3, 8).
+        hubert_dim: width of the HuBERT features (1024 for HuBERT-large).
+        beat_dim: width of the beat features (3).
+        latent_dim: width of the full-body motion vector `latent_all` (337).
+        num_speakers: rows of the speaker embeddings (25).
+        codebook_size: codes per level C (256); num_quantizers: levels Q (6); code_dim: code width D (256).
+        window: training window in frames (64): the period of the positional encoding.
+        frames_per_token: frames per token (must be 4).
+        dropout: dropout of the attention layers and positional encodings (0.1).
+        motion_encoder_layers: conv stages of the masked motion encoder (3).
+        speaker_in_cross_query: see `BodyTrunk` (False = SemTalk's released behaviour).
+    """
+
+    def __init__(
+        self,
+        hidden: int = 768,
+        audio_f: int = 256,
+        motion_f: int = 256,
+        heads: int = 4,
+        audio_layers: int = 8,
+        face_layers: int = 4,
+        residual_layers: int = 3,
+        residual_heads: int = 8,
+        hubert_dim: int = 1024,
+        beat_dim: int = 3,
+        latent_dim: int = 337,
+        num_speakers: int = 25,
+        codebook_size: int = 256,
+        num_quantizers: int = 6,
+        code_dim: int = 256,
+        window: int = 64,
+        frames_per_token: int = 4,
+        dropout: float = 0.1,
+        motion_encoder_layers: int = 3,
+        speaker_in_cross_query: bool = False,
+    ) -> None:
+        super().__init__()
+        check_frames_per_token(frames_per_token)
+        if audio_f != code_dim:
+            raise ValueError(f"audio_f ({audio_f}) must equal code_dim ({code_dim}) of the tokenizers")
+        self.hidden, self.latent_dim, self.num_speakers = hidden, latent_dim, num_speakers
+        self.hubert_dim, self.beat_dim = hubert_dim, beat_dim
+        self.codebook_size, self.num_quantizers, self.code_dim = codebook_size, num_quantizers, code_dim
+        self.frames_per_token = frames_per_token
+        self.audio_face = AudioBranch(hubert_dim, beat_dim, audio_f, hidden)
+        self.audio_body = AudioBranch(hubert_dim, beat_dim, audio_f, hidden)
+        self.motion_encoder = MaskedMotionEncoder(latent_dim, motion_f, motion_encoder_layers, hidden**-0.5)
+        self.face = FaceBranch(hidden, audio_f, motion_f, code_dim, heads, face_layers, num_speakers, window, dropout)
+        self.body = BodyTrunk(
+            hidden,
+            motion_f,
+            audio_f,
+            code_dim,
+            heads,
+            audio_layers,
+            num_speakers,
+            window,
+            dropout,
+            speaker_in_cross_query,
+        )
+        self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in PARTS})
+        self.predictors = nn.ModuleDict(
+            {
+                p: PartCodePredictor(
+                    code_dim, hidden, codebook_size, num_quantizers, residual_layers, residual_heads, dropout
+                )
+                for p in PARTS
+            }
+        )
+
+    @classmethod
+    def tiny(cls, **overrides) -> BaseGenerator:
+        """A debug-size generator (H=32, widths 16, one layer per stack, C=16, Q=6) for tests."""
+        cfg = dict(
+            hidden=32,
+            audio_f=16,
+            motion_f=16,
+            heads=2,
+            audio_layers=1,
+            face_layers=1,
+            residual_layers=1,
+            residual_heads=2,
+            hubert_dim=24,
+            num_speakers=3,
+            codebook_size=16,
+            num_quantizers=6,
+            code_dim=16,
+            motion_encoder_layers=1,
+        )
+        cfg.update(overrides)
+        return cls(**cfg)
+
+    def _encode(
+        self,
+        hubert: torch.Tensor,
+        beat: torch.Tensor,
+        latent_all: torch.Tensor,
+        mask: torch.Tensor,
+        speaker: torch.Tensor,
+        use_audio_body: bool,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+        b, t = check_motion_inputs(latent_all, mask, speaker, self.latent_dim, self.num_speakers)
+        check_frame_input("hubert", hubert, b, t, self.hubert_dim)
+        check_frame_input("beat", beat, b, t, self.beat_dim)
+        fusion_face, hubert_face = self.audio_face(hubert, beat)
+        fusion_body, hubert_body = self.audio_body(hubert, beat)
+        hint = self.motion_encoder(latent_all, mask)
+        prezq = {"face": self.face(fusion_face, hint, speaker)}
+        prezq.update(self.body(hint, speaker, fusion_body if use_audio_body else None))
+        cas = self.cascade
+        hands = cas["hands"](prezq["hands"], prezq["face"])
+        cascaded = {
+            "face": cas["face"](prezq["face"], prezq["hands"]),
+            "hands": hands,
+            "upper": cas["upper"](prezq["upper"], hands + prezq["lower"]),
+            "lower": cas["lower"](prezq["lower"], prezq["upper"] + hands),
+        }
+        return prezq, cascaded, (fusion_face, fusion_body, hubert_face, hubert_body)
+
+    def forward(
+        self,
+        hubert: torch.Tensor,
+        beat: torch.Tensor,
+        latent_all: torch.Tensor,
+        mask: torch.Tensor,
+        speaker: torch.Tensor,
+        use_audio_body: bool = True,
+        target_codes: dict[str, torch.Tensor] | None = None,
+    ) -> GeneratorOutput:
+        """Logits and latents of every part and level.
+
+        Args:
+            hubert: `(B, T, hubert_dim)` HuBERT features at the motion frame rate; T a multiple of 4.
+            beat: `(B, T, beat_dim)` beat features.
+            latent_all: `(B, T, latent_dim)` full-body motion (seed frames; the rest is masked).
+            mask: `(B, T, latent_dim)` bool/float, 1 = replaced by the learned mask embedding.
+            speaker: `(B,)` int64 speaker ids.
+            use_audio_body: run the body's audio cross-attention (SemTalk's `use_word`; False in the masked
+                gesture-modelling pass). The face branch and the residual predictors always hear the audio.
+            target_codes: part -> `(B, T/4, Q, D)` ground-truth per-level code vectors for teacher forcing of
+                the residual levels; None (SemTalk's behaviour) feeds the model's own latents. Parts missing
+                from the dict use their own latents.
+        """
+        prezq, cascaded, (ff, fb, hf, hb) = self._encode(hubert, beat, latent_all, mask, speaker, use_audio_body)
+        logits, latents = {}, {}
+        for p in PARTS:
+            given = None if target_codes is None else target_codes.get(p)
+            logits[p], latents[p] = self.predictors[p](cascaded[p], ff if p == "face" else fb, given)
+        return GeneratorOutput(logits, latents, prezq, cascaded, ff, fb, hf, hb)
+
+    def forward_latents(
+        self,
+        hubert: torch.Tensor,
+        beat: torch.Tensor,
+        latent_all: torch.Tensor,
+        mask: torch.Tensor,
+        speaker: torch.Tensor,
+        use_audio_body: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """The cascaded part latents, part -> `(B, T/4, D)`, without the code predictors (inputs as `forward`)."""
+        return self._encode(hubert, beat, latent_all, mask, speaker, use_audio_body)[1]
+
+    @torch.no_grad()
+    def generate_codes(
+        self,
+        hubert: torch.Tensor,
+        beat: torch.Tensor,
+        latent_all: torch.Tensor,
+        mask: torch.Tensor,
+        speaker: torch.Tensor,
+        codes_of: CodesOf | None = None,
+        use_audio_body: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """Arg-max codes, part -> `(B, T/4, Q)` int64 (inputs as `forward`; call in eval mode).
+
+        `codes_of(part, level, indices (B, T/4)) -> (B, T/4, D)` looks up the tokenizer's code vectors of the
+        predicted indices, which then feed the next residual levels; None feeds the model's own latents, as
+        SemTalk's code does."""
+        _, cascaded, (ff, fb, _, _) = self._encode(hubert, beat, latent_all, mask, speaker, use_audio_body)
+        out = {}
+        for p in PARTS:
+            feed = None if codes_of is None else (lambda level, idx, p=p: codes_of(p, level, idx))
+            out[p] = self.predictors[p].generate(cascaded[p], ff if p == "face" else fb, feed)
+        return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from semtalk.body.parts import SMPLXParams, split_parts
+from semtalk.body.parts import SMPLXParams, latent_all, split_parts
 
 
 def smooth_params(frames: int, seed: int) -> SMPLXParams:
@@ -23,15 +23,33 @@ def smooth_params(frames: int, seed: int) -> SMPLXParams:
     return SMPLXParams(poses=wave(165, 0.3), expressions=wave(100, 1.0), trans=trans, contact=contact)
 
 
+HUBERT_DIM, CLIP_DIM, EMOTION_DIM, VOCAB = 24, 12, 8, 20
+
+
 class PartWindows(Dataset):
-    """`n` windows of `frames` frames; item = {part name: (frames, D)} plus betas (300,)."""
+    """`n` windows of `frames` frames shaped like `Beat2DataModule` training items: parts, latent_all, trans,
+    betas, speaker, and speech features (random HuBERT, beat, words, semantic scores, CLIP, emotion)."""
 
     def __init__(self, n: int = 16, frames: int = 32, seed: int = 0) -> None:
         self.items = []
+        g = torch.Generator().manual_seed(seed + 12345)
         for i in range(n):
-            parts = split_parts(smooth_params(frames, seed * 1000 + i))
-            parts["betas"] = torch.zeros(300)
-            self.items.append(parts)
+            params = smooth_params(frames, seed * 1000 + i)
+            item = split_parts(params)
+            sem = (torch.rand(frames // 4, generator=g) > 0.6).float().repeat_interleave(4) * 0.5
+            item.update(
+                latent_all=latent_all(params),
+                trans=params.trans,
+                betas=torch.zeros(300),
+                speaker=torch.tensor(i % 3),
+                hubert=torch.randn(frames, HUBERT_DIM, generator=g),
+                beat=torch.rand(frames, 3, generator=g),
+                words=torch.randint(0, VOCAB, (frames,), generator=g),
+                sem=sem,
+                clip_text=torch.randn(CLIP_DIM, generator=g),
+                emotion=torch.randn(frames, EMOTION_DIM, generator=g),
+            )
+            self.items.append(item)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -104,3 +104,20 @@ def latent_all(params: SMPLXParams) -> torch.Tensor:
 def eye_poses(poses: torch.Tensor) -> torch.Tensor:
     """`(..., T, 165)` -> `(..., T, 6)` axis-angle of the two eye joints."""
     return poses[..., 3 * EYE_JOINTS[0] : 3 * EYE_JOINTS[1] + 3]
+
+
+def parts_to_latent_all(parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Part features -> `(..., T, 337)` `latent_all` without an axis-angle round trip: rot6d re-orthonormalised,
+    eyes at identity, translation and contact from the lower part."""
+    from semtalk.body.rotations import matrix_to_rot6d, rot6d_to_matrix
+
+    face, lower = parts["face"], parts["lower"]
+    lead = face.shape[:-1]
+    identity = face.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    rot = identity.expand(*lead, NUM_JOINTS, 6).clone()
+    rot[..., JAW_JOINT, :] = face[..., :6]
+    for name in ("upper", "hands"):
+        rot[..., list(PART_JOINTS[name]), :] = parts[name].reshape(*lead, -1, 6)
+    rot[..., list(LOWER_JOINTS), :] = lower[..., :54].reshape(*lead, -1, 6)
+    rot = matrix_to_rot6d(rot6d_to_matrix(rot))
+    return torch.cat((rot.flatten(-2), lower[..., 54:57], lower[..., 57:61]), dim=-1)

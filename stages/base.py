@@ -1,0 +1,276 @@
+"""Stage 2: the base (rhythm) generator of face, upper, hands and lower codes from speech."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+from semtalk.body.joints import EYE_JOINTS
+from semtalk.body.parts import PART_NAMES, parts_to_latent_all
+from semtalk.body.rotations import geodesic_angle, rot6d_to_matrix
+from semtalk.codec import MotionCodec
+from semtalk.generation import GeneratedMotion, decode_generated, generate_codes_autoregressive
+from semtalk.nn.base_generator import BaseGenerator
+from semtalk.nn.rhythm import RhythmConsistencyLoss
+
+BASE_KEY = "semtalk_base"
+
+
+def mask_ratio(epoch: int, start: float = 0.05, span_epochs: int = 400, until: int = 130, after: float = 0.35875):
+    """The masking schedule of passes 2 and 3: `start + (1 - start) epoch / span` before `until`, then `after`."""
+    return start + (1.0 - start) * epoch / span_epochs if epoch < until else after
+
+
+def level_cross_entropy(
+    logits: torch.Tensor, codes: torch.Tensor, weight: torch.Tensor | None = None, stale_index: bool = False
+) -> torch.Tensor:
+    """Sum over levels i of CE_i / (i + 1). `logits (B, T', Q, C)`, `codes (B, T', Q)`, `weight (B, T')`.
+
+    `stale_index=True` reproduces the reference's pass-2 bug: every term reads level Q-1, which adds up to one
+    level-(Q-1) cross-entropy."""
+    q_levels = logits.shape[2]
+    total = logits.new_zeros(())
+    for i in range(q_levels):
+        j = q_levels - 1 if stale_index else i
+        ce = F.cross_entropy(logits[:, :, j].flatten(0, 1), codes[:, :, j].flatten(), reduction="none")
+        ce = ce.view(codes.shape[:2])
+        ce = ce.mean() if weight is None else (ce * weight).mean()
+        total = total + ce / (q_levels if stale_index else (i + 1))
+    return total
+
+
+class BaseStage(L.LightningModule):
+    """Trains `BaseGenerator` against codes of the frozen stage-1 tokenizers.
+
+    Args:
+        tokenizers: checkpoint path per part (face, upper, hands, lower) from stage 1.
+        global_motion: checkpoint of the global-motion net (translation at generation); None uses the lower
+            tokenizer's translation channels.
+        spec: sizes from the datamodule (`Beat2DataModule.spec`): hubert_dim, beat_dim, window, seed_frames, ...
+        generator: `BaseGenerator` keyword arguments (hidden, heads, layers, ...); sizes that come from the
+            spec or the tokenizers are filled in.
+        latent_weight, cls_weight, rhythm_weight: loss weights (reference: 3 per part /6, 1, 1).
+        rhythm_frame, rhythm_sequence: the frame-level InfoNCE (the code) and the sequence-level term (the paper).
+        stale_index_bug: reproduce the reference's pass-2 cross-entropy bug.
+        teacher_forcing: feed ground-truth code vectors to the residual levels in training (the reference feeds
+            the model's own latents).
+        mask_start, mask_span_epochs, mask_until, mask_after: the masking schedule of passes 2 and 3.
+        lr, adam_betas: Adam settings (reference: 5e-5, (0.5, 0.999); clip gradients at 0.99 in the trainer).
+    """
+
+    def __init__(
+        self,
+        tokenizers: dict[str, str],
+        global_motion: str | None = None,
+        spec: dict[str, Any] | None = None,
+        generator: dict[str, Any] | None = None,
+        latent_weight: float = 3.0,
+        cls_weight: float = 1.0,
+        rhythm_weight: float = 1.0,
+        rhythm_frame: bool = True,
+        rhythm_sequence: bool = True,
+        stale_index_bug: bool = False,
+        teacher_forcing: bool = False,
+        mask_start: float = 0.05,
+        mask_span_epochs: int = 400,
+        mask_until: int = 130,
+        mask_after: float = 0.35875,
+        lr: float = 5e-5,
+        adam_betas: tuple[float, float] = (0.5, 0.999),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        spec = dict(spec or {})
+        self.window = int(spec.get("window", 64))
+        self.seed_frames = int(spec.get("seed_frames", 4))
+        self.codec, self.tokenizer_cards = MotionCodec.from_checkpoints(
+            tokenizers, global_motion, fps=spec.get("fps", 30)
+        )
+        gen_kwargs = dict(generator or {})
+        for key, spec_key in (
+            ("hubert_dim", "hubert_dim"),
+            ("beat_dim", "beat_dim"),
+            ("num_speakers", "num_speakers"),
+            ("latent_dim", "latent_all_dim"),
+            ("window", "window"),
+        ):
+            if spec.get(spec_key):
+                gen_kwargs.setdefault(key, int(spec[spec_key]))
+        gen_kwargs.update(
+            codebook_size=self.codec.codebook_size,
+            num_quantizers=self.codec.num_quantizers,
+            code_dim=self.codec.code_dim,
+        )
+        gen_kwargs.setdefault("audio_f", self.codec.code_dim)
+        self.generator = BaseGenerator(**gen_kwargs)
+        self.rhythm = RhythmConsistencyLoss(frame=rhythm_frame, sequence=rhythm_sequence)
+        # the default seed pose shipped with the checkpoint: mean of the training windows' seed frames
+        self.register_buffer("seed_sum", torch.zeros(self.seed_frames, self.generator.latent_dim, dtype=torch.float64))
+        self.register_buffer("seed_count", torch.zeros((), dtype=torch.float64))
+        self.val_joint_error = MeanMetric()
+        self.val_mean_pose_error = MeanMetric()
+
+    # ------------------------------------------------------------------ set-up
+    def configure_optimizers(self) -> Any:
+        return torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.adam_betas))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the tokenizers are loaded by path: their weights are not duplicated here, their hashes are recorded
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("codec.")}
+        checkpoint[BASE_KEY] = {
+            "tokenizers": self.tokenizer_cards,
+            "window": self.window,
+            "seed_frames": self.seed_frames,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(BASE_KEY, {}).get("tokenizers", {})
+        for part, card in saved.items():
+            now = self.tokenizer_cards.get(part, {})
+            if card.get("sha256") != now.get("sha256"):
+                raise ValueError(
+                    f"the {part} tokenizer at {self.hparams.tokenizers.get(part)} is not the one this checkpoint was "
+                    "trained with (sha256 differs): retrain stage 2 or point `tokenizers` at the original files"
+                )
+        state = checkpoint["state_dict"]
+        for k, v in self.codec.state_dict().items():
+            state.setdefault(f"codec.{k}", v)
+
+    # ---------------------------------------------------------------- losses
+    def targets(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Ground-truth codes part -> `(B, T', Q)` and per-level code vectors part -> `(B, T', Q, D)`."""
+        parts = {p: batch[p].float() for p in PART_NAMES}
+        codes = self.codec.encode(parts)
+        return codes, {p: self.codec.level_codes(p, c) for p, c in codes.items()}
+
+    def _code_losses(self, out, codes, vectors, weight=None, stale_index=False):
+        hp = self.hparams
+        latent = sum(F.mse_loss(out.latents[p], vectors[p]) for p in out.latents) * hp.latent_weight / 6.0
+        cls = sum(level_cross_entropy(out.logits[p], codes[p], weight, stale_index) for p in out.logits)
+        return latent, cls * hp.cls_weight
+
+    def seed_mask(self, like: torch.Tensor) -> torch.Tensor:
+        mask = torch.ones_like(like)
+        mask[:, : self.seed_frames] = 0
+        return mask
+
+    def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        hp = self.hparams
+        codes, vectors = self.targets(batch)
+        given = vectors if hp.teacher_forcing else None
+        hubert, beat, latent = batch["hubert"].float(), batch["beat"].float(), batch["latent_all"].float()
+        speaker = batch["speaker"].long()
+        losses: dict[str, torch.Tensor] = {}
+        # pass 1: generation from the seed frames
+        out = self.generator(hubert, beat, latent, self.seed_mask(latent), speaker, True, given)
+        losses["latent_gen"], losses["cls_gen"] = self._code_losses(out, codes, vectors)
+        losses["rhythm"] = hp.rhythm_weight * (
+            self.rhythm(out.prezq["face"], out.hubert_face) + self.rhythm(out.prezq["hands"], out.hubert_body)
+        )
+        # passes 2 and 3: random element-wise masks (seed frames included)
+        ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
+        mask = (torch.rand_like(latent) < ratio).float()
+        out = self.generator(hubert, beat, latent, mask, speaker, False, given)
+        losses["latent_mask"], losses["cls_mask"] = self._code_losses(out, codes, vectors, None, hp.stale_index_bug)
+        out = self.generator(hubert, beat, latent, mask, speaker, True, given)
+        losses["latent_audio_mask"], losses["cls_audio_mask"] = self._code_losses(out, codes, vectors)
+        return losses
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = self.training_losses(batch)
+        loss = sum(losses.values())
+        bs = batch["hubert"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        for k, v in losses.items():
+            self.log(f"train/{k}", v, batch_size=bs)
+        with torch.no_grad():
+            self.seed_sum += batch["latent_all"][:, : self.seed_frames].double().sum(0)
+            self.seed_count += bs
+        return loss
+
+    # ------------------------------------------------------------ generation
+    def default_seed(self, batch_size: int) -> torch.Tensor:
+        """`(B, seed_frames, 337)` the mean training seed (rot6d re-orthonormalised downstream)."""
+        seed = (self.seed_sum / self.seed_count.clamp(min=1)).float()
+        return seed.expand(batch_size, *seed.shape).clone()
+
+    def codes_of(self, part: str, level: int, indices: torch.Tensor) -> torch.Tensor:
+        return self.codec.tokenizers[part].quantizer.codebooks[level][indices]
+
+    def window_fn(self, speaker: torch.Tensor):
+        def run(feats, latent, mask, k):
+            codes = self.generator.generate_codes(feats["hubert"], feats["beat"], latent, mask, speaker, self.codes_of)
+            return codes, None
+
+        return run
+
+    @torch.no_grad()
+    def generate(
+        self,
+        hubert: torch.Tensor,
+        beat: torch.Tensor,
+        speaker: torch.Tensor,
+        frames: int | None = None,
+        seed_latent: torch.Tensor | None = None,
+        start_trans: torch.Tensor | None = None,
+    ) -> GeneratedMotion:
+        """Whole-sequence generation. `hubert (B, n, Dh)`, `beat (B, n, 3)`, `speaker (B,)` -> motion of n frames.
+        Seed: `seed_latent (B, 4, 337)` or the default pose; translation starts at `start_trans (B, 3)`."""
+        was_training = self.generator.training
+        self.generator.eval()
+        frames = frames or hubert.shape[1]
+        b = hubert.shape[0]
+        seed = seed_latent if seed_latent is not None else self.default_seed(b).to(hubert.device)
+        codes, _ = generate_codes_autoregressive(
+            self.window_fn(speaker),
+            {"hubert": hubert.float(), "beat": beat.float()},
+            seed.float(),
+            self.codec,
+            frames,
+            self.window,
+            self.seed_frames,
+        )
+        self.generator.train(was_training)
+        start = start_trans if start_trans is not None else seed[:, 0, 330:333]
+        return decode_generated(self.codec, codes, None, start, frames)
+
+    # ------------------------------------------------------------ validation
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        n = int(batch["hubert"].shape[1])
+        n -= n % self.codec.downsample
+        seq = {k: v[:, :n] for k, v in batch.items() if torch.is_tensor(v) and v.dim() >= 2 and v.shape[1] >= n}
+        seq["speaker"] = batch["speaker"]
+        losses = self.training_losses(seq)
+        self.log("val/loss", sum(losses.values()), prog_bar=True, batch_size=1, sync_dist=True)
+        result = self.generate(
+            seq["hubert"],
+            seq["beat"],
+            seq["speaker"].long(),
+            n,
+            seed_latent=seq["latent_all"][:, : self.seed_frames].float(),
+            start_trans=seq["trans"][:, 0].float(),
+        )
+        gt = seq["latent_all"].float()
+        self.val_joint_error.update(rotation_error(parts_to_latent_all(result.parts)[:, :n], gt))
+        mean_pose = self.default_seed(1).to(gt)[:, :1].expand_as(gt)
+        self.val_mean_pose_error.update(rotation_error(mean_pose, gt))
+
+    def on_validation_epoch_end(self) -> None:
+        err, base = self.val_joint_error.compute(), self.val_mean_pose_error.compute()
+        self.log("val/rotation_error", err)
+        self.log("val/mean_pose_rotation_error", base)
+        self.val_joint_error.reset()
+        self.val_mean_pose_error.reset()
+
+
+def rotation_error(pred_latent: torch.Tensor, gt_latent: torch.Tensor) -> torch.Tensor:
+    """Mean rotation angle (radians) over the 53 modelled joints between two `(B, T, 337)` motions."""
+    pred = rot6d_to_matrix(pred_latent[..., :330].reshape(*pred_latent.shape[:-1], 55, 6))
+    gt = rot6d_to_matrix(gt_latent[..., :330].reshape(*gt_latent.shape[:-1], 55, 6))
+    angle = geodesic_angle(pred, gt)
+    keep = [j for j in range(55) if j not in EYE_JOINTS]
+    return angle[..., keep].mean()

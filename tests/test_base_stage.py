@@ -1,0 +1,121 @@
+"""Stage 2: the base generator stage on tiny stage-1 checkpoints."""
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from motion_fixtures import HUBERT_DIM, PartWindows, train_tiny_stage1
+from stages.base import BaseStage, level_cross_entropy, mask_ratio
+
+TINY_GEN = dict(
+    hidden=32,
+    motion_f=16,
+    heads=2,
+    audio_layers=1,
+    face_layers=1,
+    residual_layers=1,
+    residual_heads=2,
+    motion_encoder_layers=1,
+)
+SPEC = {"hubert_dim": HUBERT_DIM, "beat_dim": 3, "window": 32, "seed_frames": 4, "num_speakers": 25, "fps": 30}
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    return train_tiny_stage1(tmp_path_factory.mktemp("stage1"))
+
+
+def make_stage(stage1, **kw):
+    vq = {p: stage1[p] for p in ("face", "upper", "hands", "lower")}
+    return BaseStage(vq, stage1["global_motion"], spec=SPEC, generator=TINY_GEN, **kw)
+
+
+def _trainer(tmp_path, **kw):
+    return L.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kw,
+    )
+
+
+def test_mask_schedule_and_stale_index():
+    assert mask_ratio(0) == pytest.approx(0.05) and mask_ratio(129) == pytest.approx(0.05 + 0.95 * 129 / 400)
+    assert mask_ratio(130) == 0.35875
+    logits = torch.randn(2, 4, 3, 5)
+    codes = torch.randint(0, 5, (2, 4, 3))
+    stale = level_cross_entropy(logits, codes, stale_index=True)
+    last = torch.nn.functional.cross_entropy(logits[:, :, 2].flatten(0, 1), codes[:, :, 2].flatten())
+    assert torch.allclose(stale, last)
+    fixed = level_cross_entropy(logits, codes)
+    manual = sum(
+        torch.nn.functional.cross_entropy(logits[:, :, i].flatten(0, 1), codes[:, :, i].flatten()) / (i + 1)
+        for i in range(3)
+    )
+    assert torch.allclose(fixed, manual)
+
+
+def test_training_step_and_frozen_tokenizers(tmp_path, stage1):
+    stage = make_stage(stage1)
+    books = {p: t.quantizer.codebooks.clone() for p, t in stage.codec.tokenizers.items()}
+    loader = DataLoader(PartWindows(8, 32), batch_size=4)
+    losses = stage.training_losses(next(iter(loader)))
+    assert set(losses) == {
+        "latent_gen",
+        "cls_gen",
+        "rhythm",
+        "latent_mask",
+        "cls_mask",
+        "latent_audio_mask",
+        "cls_audio_mask",
+    }
+    assert all(torch.isfinite(v) for v in losses.values())
+    trainer = _trainer(tmp_path, max_steps=3)
+    trainer.fit(stage, loader)
+    for p, t in stage.codec.tokenizers.items():
+        assert torch.equal(books[p], t.quantizer.codebooks), f"{p} codebook moved during stage 2"
+    assert not any(p.requires_grad for p in stage.codec.parameters())
+    # the checkpoint holds no tokenizer weights, and reloads by path
+    path = tmp_path / "base.ckpt"
+    trainer.save_checkpoint(path)
+    state = torch.load(path, weights_only=True)["state_dict"]
+    assert not any(k.startswith("codec.") for k in state)
+    reloaded = BaseStage.load_from_checkpoint(path)
+    assert torch.equal(reloaded.seed_sum, stage.seed_sum)
+
+
+@pytest.mark.parametrize("frames", [61, 64, 200])
+def test_generation_of_any_length(stage1, frames):
+    stage = make_stage(stage1).eval()
+    hubert, beat = torch.randn(2, frames, HUBERT_DIM), torch.rand(2, frames, 3)
+    result = stage.generate(hubert, beat, torch.tensor([0, 1]), frames)
+    assert result.params.poses.shape == (2, frames, 165) and result.params.trans.shape == (2, frames, 3)
+    assert result.parts["face"].shape == (2, frames, 106)
+    assert torch.isfinite(result.params.poses).all()
+    tokens = result.codes["upper"].shape[1]
+    assert tokens * 4 >= frames and result.codes["upper"].dtype == torch.int64
+
+
+def test_validation_reports_errors(tmp_path, stage1):
+    stage = make_stage(stage1)
+    val = DataLoader(PartWindows(2, 64, seed=3), batch_size=1)
+    trainer = _trainer(tmp_path, max_steps=1, limit_val_batches=2)
+    trainer.fit(stage, DataLoader(PartWindows(4, 32), batch_size=4), val)
+    metrics = trainer.callback_metrics
+    assert "val/rotation_error" in metrics and metrics["val/rotation_error"] > 0
+    assert "val/mean_pose_rotation_error" in metrics
+
+
+def test_checkpoint_on_other_tokenizers_is_refused(tmp_path, stage1):
+    stage = make_stage(stage1)
+    trainer = _trainer(tmp_path, max_steps=1)
+    trainer.fit(stage, DataLoader(PartWindows(4, 32), batch_size=4))
+    trainer.save_checkpoint(tmp_path / "base.ckpt")
+    other = train_tiny_stage1(tmp_path / "other", steps=1)
+    vq_other = {p: other[p] for p in ("face", "upper", "hands", "lower")}
+    with pytest.raises(ValueError, match="is not the one this checkpoint was trained with"):
+        BaseStage.load_from_checkpoint(tmp_path / "base.ckpt", tokenizers=vq_other)

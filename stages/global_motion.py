@@ -29,7 +29,7 @@ class GlobalMotionStage(L.LightningModule):
     Args:
         width, layers, use_contacts: network settings (see `GlobalMotionNet`).
         loss_weights: overrides of `DEFAULT_WEIGHTS`.
-        lr, adam_betas: Adam settings. fps: frame rate of the data.
+        lr, adam_betas: Adam settings. fps: frame rate of the data. spec: sizes from the datamodule (unused).
     """
 
     def __init__(
@@ -41,6 +41,7 @@ class GlobalMotionStage(L.LightningModule):
         lr: float = 1.5e-4,
         adam_betas: tuple[float, float] = (0.5, 0.999),
         fps: int = 30,
+        spec: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -41,6 +41,7 @@ class VQStage(L.LightningModule):
             stochastic_sample_codes, sample_codebook_temp, quantize_dropout: residual quantizer settings.
         loss_weights: overrides of `DEFAULT_WEIGHTS`.
         lr, adam_betas, lr_milestones, lr_gamma: Adam with step decay at the given epochs.
+        fps: frame rate of the data. spec: sizes from the datamodule, checked against the part's width.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class VQStage(L.LightningModule):
         lr_milestones: list[int] | None = None,
         lr_gamma: float = 0.3,
         fps: int = 30,
+        spec: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if part not in PART_NAMES:
@@ -75,16 +77,31 @@ class VQStage(L.LightningModule):
         self.save_hyperparameters()
         self.part = part
         self.dim = PART_DIMS[part]
+        data_dim = (spec or {}).get("part_dims", {}).get(part)
+        if data_dim is not None and data_dim != self.dim:
+            raise ValueError(f"the data gives {part} features of width {data_dim}, the tokenizer expects {self.dim}")
         self.weights = {**DEFAULT_WEIGHTS, **(loss_weights or {})}
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")
         self.model = RVQVAE(
-            self.dim, width, code_dim, down_t, depth, growth, dropout, num_quantizers, codebook_size,
-            decay=decay, kmeans_init=kmeans_init, threshold_ema_dead_code=threshold_ema_dead_code,
-            rotation_trick=rotation_trick, stochastic_sample_codes=stochastic_sample_codes,
-            sample_codebook_temp=sample_codebook_temp, quantize_dropout=quantize_dropout,
-        )  # fmt: skip
+            self.dim,
+            width,
+            code_dim,
+            down_t,
+            depth,
+            growth,
+            dropout,
+            num_quantizers,
+            codebook_size,
+            decay=decay,
+            kmeans_init=kmeans_init,
+            threshold_ema_dead_code=threshold_ema_dead_code,
+            rotation_trick=rotation_trick,
+            stochastic_sample_codes=stochastic_sample_codes,
+            sample_codebook_temp=sample_codebook_temp,
+            quantize_dropout=quantize_dropout,
+        )
         self.body = None
         if smplx_root is not None:
             from semtalk.body.model import BodyModel
@@ -212,9 +229,11 @@ class VQStage(L.LightningModule):
         self.val_error.update(err)
         self.val_mean_pose_error.update(base)
         counts = torch.stack(
-            [torch.bincount(out.quant.indices[..., q].flatten(), minlength=self.hparams.codebook_size)
-             for q in range(out.quant.indices.shape[-1])]
-        )  # fmt: skip
+            [
+                torch.bincount(out.quant.indices[..., q].flatten(), minlength=self.hparams.codebook_size)
+                for q in range(out.quant.indices.shape[-1])
+            ]
+        )
         self._val_counts = counts if self._val_counts is None else self._val_counts + counts
 
     def on_validation_epoch_end(self) -> None:

@@ -19,6 +19,7 @@ class SemTalkCLI(LightningCLI):
     """LightningCLI in subclass mode for both the model and the datamodule, plus `--export`."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.spec", "model.init_args.spec", apply_on="instantiate")
         parser.add_argument(
             "--export",
             type=str | None,

@@ -35,7 +35,8 @@ class VQStage(L.LightningModule):
     Args:
         part: one of face, upper, hands, lower.
         smplx_root: folder holding `smplx/SMPLX_NEUTRAL_2020.npz`; enables the joint-position loss and the
-            metre-valued validation error. None trains without it.
+            metre-valued validation error. `auto` takes the datamodule's (`spec["smplx_root"]`); None trains
+            without a body model.
         width, code_dim, down_t, depth, growth, dropout: conv encoder/decoder sizes.
         num_quantizers, codebook_size, decay, kmeans_init, threshold_ema_dead_code, rotation_trick,
             stochastic_sample_codes, sample_codebook_temp, quantize_dropout: residual quantizer settings.
@@ -47,7 +48,7 @@ class VQStage(L.LightningModule):
     def __init__(
         self,
         part: str,
-        smplx_root: str | None = None,
+        smplx_root: str | None = "auto",
         width: int = 256,
         code_dim: int = 256,
         down_t: int = 2,
@@ -103,6 +104,8 @@ class VQStage(L.LightningModule):
             quantize_dropout=quantize_dropout,
         )
         self.body = None
+        if smplx_root == "auto":
+            smplx_root = (spec or {}).get("smplx_root")
         if smplx_root is not None:
             from semtalk.body.model import BodyModel
 

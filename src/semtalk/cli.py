@@ -64,6 +64,21 @@ def _describe_dataset(args: argparse.Namespace) -> None:
         print(stats_file.read_text())
 
 
+def _cache(args: argparse.Namespace) -> None:
+    from semtalk.data.cache import build_cache
+
+    report = build_cache(
+        args.root,
+        args.out,
+        args.extractors,
+        splits=tuple(args.splits),
+        speakers=args.speakers,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    print(report)
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from semtalk.body.model import BodyModel
     from semtalk.metrics.evaluate import evaluate_folder
@@ -115,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("describe-dataset", help="print the clips, splits and statistics of a BEAT2 root")
     p.add_argument("root")
     p.set_defaults(func=_describe_dataset)
+
+    p = sub.add_parser("cache", help="extract and cache the features of a BEAT2 root (resumable, a no-op when current)")
+    p.add_argument("root", help="BEAT2-format dataset root")
+    p.add_argument("out", help="cache folder (one file per clip + manifest.json)")
+    p.add_argument(
+        "--extractors",
+        default="configs/data/tiny.yaml",
+        help="extractor configuration: configs/data/tiny.yaml (offline, random weights) or real.yaml",
+    )
+    p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
+    p.add_argument("--speakers", type=int, nargs="+", default=None, help="speaker ids (default: all)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cache)
 
     p = sub.add_parser("evaluate", help="score a folder of SMPL-X npz files against ground truth (FGD, BC, DIV, ...)")
     p.add_argument("pred_dir", help="predicted SMPL-X npz files (BEAT2 keys), matched to ground truth by name")

@@ -80,7 +80,8 @@ class Motion:
 
 @dataclass(frozen=True)
 class WordInterval:
-    """One TextGrid interval: `word` spoken from `start` to `end` seconds ('' is silence)."""
+    """One TextGrid interval: `word` spoken from `start` to `end` seconds, the mark as written ('' is silence;
+    BEAT2 maps a single-space mark to PAD)."""
 
     start: float
     end: float
@@ -230,7 +231,7 @@ def load_textgrid(path: str | Path, *, duration: float | None = None, tolerance:
     tier = tg[0]
     if not isinstance(tier, textgrid.IntervalTier):
         raise DataError(path, f"first tier '{tier.name}' is not an interval tier", "put the word tier first")
-    words = [WordInterval(float(iv.minTime), float(iv.maxTime), str(iv.mark).strip()) for iv in tier]
+    words = [WordInterval(float(iv.minTime), float(iv.maxTime), str(iv.mark)) for iv in tier]
     words.sort(key=lambda w: (w.start, w.end))
     for prev, cur in zip(words, words[1:]):
         if cur.start < prev.end - 1e-4:
@@ -239,7 +240,7 @@ def load_textgrid(path: str | Path, *, duration: float | None = None, tolerance:
     for w in words:
         if w.start < 0 or w.end < w.start:
             raise DataError(path, f"invalid interval '{w.word}' [{w.start}, {w.end}]", "fix the alignment")
-    spoken = [w for w in words if w.word]
+    spoken = [w for w in words if w.word.strip()]
     if duration is not None and spoken and spoken[-1].end > duration + tolerance:
         raise DataError(path, f"word '{spoken[-1].word}' ends at {spoken[-1].end:.2f} s but the audio lasts "
                         f"{duration:.2f} s", "the TextGrid belongs to another recording: re-align it")

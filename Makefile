@@ -7,9 +7,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SEMTALK := $(VENV)/bin/semtalk
 STAMP := $(VENV)/.installed
-# the embedded dataset (self-generated, BEAT2 format)
+# the embedded dataset (self-generated, BEAT2 format) and its feature cache
 DATA ?= data/embedded
 DATASET_ARGS ?=
+CACHE ?= data/cache/embedded
+EXTRACTORS ?= configs/data/tiny.yaml
+DATA_CFG ?= configs/data/embedded.yaml
+# SIZE=paper layers configs/paper/<stage>.yaml over the demo-size configs
+SIZE ?= demo
+# extra LightningCLI flags for every stage, e.g. TRAIN_ARGS="--trainer.precision bf16-mixed --trainer.devices 2"
+TRAIN_ARGS ?=
+CKPT := checkpoints
+PARTS := face upper hands lower
+paper = $(if $(filter paper,$(SIZE)),-c configs/paper/$(1).yaml)
+resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt)
+fit = $(SEMTALK) fit -c configs/trainer.yaml -c $(DATA_CFG) --trainer.logger.init_args.name $(1) $(TRAIN_ARGS)
 
 # nothing downloads at run time; numba keeps its compiled librosa kernels between runs
 export HF_HUB_OFFLINE := 1
@@ -17,7 +29,8 @@ export TRANSFORMERS_OFFLINE := 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND := Agg
 
-.PHONY: help setup system-deps test lint format dataset demo clean distclean
+.PHONY: help setup system-deps test lint format dataset cache pretrain-vq train-base train-sparse demo tensorboard \
+	clean distclean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_%-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,13 +69,40 @@ format: setup ## ruff: fix what can be fixed and format
 
 dataset: setup $(DATA)/.complete ## generate the embedded BEAT2-format dataset into $(DATA)
 
-$(DATA)/.complete:
+$(DATA)/.complete: | $(STAMP)
 	$(SEMTALK) make-dataset $(DATA) $(DATASET_ARGS)
+
+cache: setup $(CACHE)/manifest.json ## extract and cache the features (resumable; a no-op when current)
+
+$(CACHE)/manifest.json: $(DATA)/.complete $(EXTRACTORS)
+	$(SEMTALK) cache $(DATA) $(CACHE) --extractors $(EXTRACTORS)
+
+pretrain-vq: cache $(foreach p,$(PARTS),$(CKPT)/vq_$(p).ckpt) $(CKPT)/global_motion.ckpt ## stage 1: the four part RVQ-VAEs and the global-motion net
+
+$(CKPT)/vq_%.ckpt: $(CACHE)/manifest.json configs/vq/default.yaml configs/vq/%.yaml
+	$(call fit,vq_$*) -c configs/vq/default.yaml -c configs/vq/$*.yaml $(call paper,vq) --export $@ $(call resume,vq_$*)
+
+$(CKPT)/global_motion.ckpt: $(CACHE)/manifest.json configs/vq/global_motion.yaml
+	$(call fit,global_motion) -c configs/vq/global_motion.yaml $(call paper,global_motion) --export $@ \
+	  $(call resume,global_motion)
+
+train-base: pretrain-vq $(CKPT)/base.ckpt ## stage 2: the base (rhythm) generator
+
+$(CKPT)/base.ckpt: $(foreach p,$(PARTS),$(CKPT)/vq_$(p).ckpt) $(CKPT)/global_motion.ckpt configs/base.yaml
+	$(call fit,base) -c configs/base.yaml $(call paper,base) --export $@ $(call resume,base)
+
+train-sparse: train-base $(CKPT)/sparse.ckpt ## stage 3: the sparse (semantic) generator and Sem-gate
+
+$(CKPT)/sparse.ckpt: $(CKPT)/base.ckpt configs/sparse.yaml
+	$(call fit,sparse) -c configs/sparse.yaml $(call paper,sparse) --export $@ $(call resume,sparse)
 
 demo: dataset ## the main job: set up, generate the embedded dataset, (then train, test and generate)
 	@$(SEMTALK) describe-dataset $(DATA)
 
-clean: ## remove caches, runs and checkpoints (keeps .venv and the generated dataset)
+tensorboard: setup ## open the training dashboards (losses, metrics, previews) at http://localhost:6006
+	$(VENV)/bin/tensorboard --logdir runs
+
+clean: ## remove feature caches, runs and checkpoints (keeps .venv and the generated dataset)
 	rm -rf runs checkpoints outputs lightning_logs data/cache .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 

@@ -17,6 +17,7 @@ from semtalk.nn.rvqvae import RVQVAE
 from semtalk.tokenizer import TOKENIZER_KEY, tokenizer_card
 
 DEFAULT_WEIGHTS: dict[str, float] = {
+    "features": 1.0,  # smooth L1 on the part features themselves (rot6d, expressions, translation, contact)
     "geodesic": 1.0,  # rotation angle, all rotation parts
     "velocity": 1.0,  # first difference over time
     "acceleration": 1.0,  # second difference over time
@@ -123,6 +124,28 @@ class VQStage(L.LightningModule):
         # decided now that the process group (if any) exists: codebooks stay identical across DDP ranks
         self.model.quantizer.build()
 
+    def on_train_start(self) -> None:
+        if not bool(self.model.statistics_set):
+            self._set_statistics(self.trainer.train_dataloader)
+
+    @torch.no_grad()
+    def _set_statistics(self, loader, max_batches: int = 200) -> None:
+        """Per-dimension mean/std of the part over the training data (summed over every DDP rank)."""
+        s1 = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        s2 = torch.zeros_like(s1)
+        n = torch.zeros((), dtype=torch.float64, device=self.device)
+        for i, batch in enumerate(loader):
+            if i >= max_batches:
+                break
+            x = batch[self.part].to(self.device, torch.float64).flatten(0, 1)
+            s1 += x.sum(0)
+            s2 += (x * x).sum(0)
+            n += x.shape[0]
+        s1, s2, n = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (s1, s2, n))
+        mean = s1 / n
+        std = (s2 / n - mean * mean).clamp(min=0).sqrt()
+        self.model.set_statistics(mean.float(), std.float())
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         opt = torch.optim.Adam(self.model.parameters(), lr=hp.lr, betas=tuple(hp.adam_betas))
@@ -159,7 +182,7 @@ class VQStage(L.LightningModule):
 
     def part_losses(self, pred: torch.Tensor, gt: torch.Tensor, betas: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Reconstruction losses of this part (unweighted), `(B, T, D)` each."""
-        losses: dict[str, torch.Tensor] = {}
+        losses: dict[str, torch.Tensor] = {"features": F.smooth_l1_loss(pred, gt)}
         n_rot = 6 * len(PART_JOINTS[self.part])
         losses["geodesic"] = geodesic_loss(pred[..., :n_rot], gt[..., :n_rot])
         kind = "mse" if self.part == "face" else "l1"

@@ -54,6 +54,9 @@ def test_vq_stage_fit_reload_round_trip(tmp_path, part):
     ckpt_cb = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     _trainer(tmp_path, callbacks=[ckpt_cb], max_steps=4, val_check_interval=2).fit(stage, train, val)
     last = tmp_path / "ckpt" / "last.ckpt"
+    # the normalisation statistics were set from the training data and travel with the tokenizer
+    assert bool(stage.model.statistics_set) and stage.model.feature_std.min() >= 1e-2
+    assert torch.allclose(stage.model.feature_mean, torch.cat([b[part] for b in train]).mean(dim=(0, 1)), atol=1e-4)
     card = read_tokenizer_card(last)
     assert card == {"part": part, "dim": stage.dim, "num_quantizers": 3, "codebook_size": 16, "code_dim": 16,
                     "downsample": 4, "fps": 30}  # fmt: skip

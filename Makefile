@@ -96,8 +96,9 @@ train-sparse: train-base $(CKPT)/sparse.ckpt ## stage 3: the sparse (semantic) g
 $(CKPT)/sparse.ckpt: $(CKPT)/base.ckpt configs/sparse.yaml
 	$(call fit,sparse) -c configs/sparse.yaml $(call paper,sparse) --export $@ $(call resume,sparse)
 
-demo: dataset ## the main job: set up, generate the embedded dataset, (then train, test and generate)
+demo: dataset cache pretrain-vq train-base train-sparse ## the main job: dataset, features, the three stages (embedded data)
 	@$(SEMTALK) describe-dataset $(DATA)
+	@ls -l $(CKPT)
 
 tensorboard: setup ## open the training dashboards (losses, metrics, previews) at http://localhost:6006
 	$(VENV)/bin/tensorboard --logdir runs

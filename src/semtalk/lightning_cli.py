@@ -38,6 +38,7 @@ def run_cli(argv: list[str]) -> SemTalkCLI:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
     return SemTalkCLI(
         LightningModule,
         LightningDataModule,

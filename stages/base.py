@@ -113,6 +113,7 @@ class BaseStage(L.LightningModule):
         self.register_buffer("seed_count", torch.zeros((), dtype=torch.float64))
         self.val_joint_error = MeanMetric()
         self.val_mean_pose_error = MeanMetric()
+        self._accuracy: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ set-up
     def configure_optimizers(self) -> Any:
@@ -168,6 +169,8 @@ class BaseStage(L.LightningModule):
         # pass 1: generation from the seed frames
         out = self.generator(hubert, beat, latent, self.seed_mask(latent), speaker, True, given)
         losses["latent_gen"], losses["cls_gen"] = self._code_losses(out, codes, vectors)
+        with torch.no_grad():
+            self._accuracy = {p: (out.logits[p].argmax(-1) == codes[p]).float().mean(dim=(0, 1)) for p in out.logits}
         losses["rhythm"] = hp.rhythm_weight * (
             self.rhythm(out.prezq["face"], out.hubert_face) + self.rhythm(out.prezq["hands"], out.hubert_body)
         )
@@ -187,6 +190,9 @@ class BaseStage(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         for k, v in losses.items():
             self.log(f"train/{k}", v, batch_size=bs)
+        for p, acc in self._accuracy.items():
+            for level, a in enumerate(acc):
+                self.log(f"train/code_acc_{p}_l{level}", a, batch_size=bs)
         with torch.no_grad():
             self.seed_sum += batch["latent_all"][:, : self.seed_frames].double().sum(0)
             self.seed_count += bs
@@ -256,8 +262,16 @@ class BaseStage(L.LightningModule):
         )
         gt = seq["latent_all"].float()
         self.val_joint_error.update(rotation_error(parts_to_latent_all(result.parts)[:, :n], gt))
+        if batch_idx == 0:
+            log_motion_preview(self, result.params, seq, "val/preview")
         mean_pose = self.default_seed(1).to(gt)[:, :1].expand_as(gt)
         self.val_mean_pose_error.update(rotation_error(mean_pose, gt))
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self.on_validation_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
         err, base = self.val_joint_error.compute(), self.val_mean_pose_error.compute()
@@ -265,6 +279,28 @@ class BaseStage(L.LightningModule):
         self.log("val/mean_pose_rotation_error", base)
         self.val_joint_error.reset()
         self.val_mean_pose_error.reset()
+
+
+def log_motion_preview(stage: L.LightningModule, params, seq: dict[str, torch.Tensor], tag: str) -> None:
+    """Stick figures of the generated and the ground-truth motion of a validation clip, to TensorBoard."""
+    logger = stage.logger
+    smplx_root = (stage.hparams.get("spec") or {}).get("smplx_root")
+    if logger is None or not hasattr(logger.experiment, "add_image") or not smplx_root:
+        return
+    from semtalk.body.model import BodyModel
+    from semtalk.render import skeleton_panel
+
+    if getattr(stage, "_preview_body", None) is None:
+        stage._preview_body = BodyModel(smplx_root)
+    body = stage._preview_body
+    n = params.poses.shape[1]
+    betas = seq["betas"][0].float().cpu() if "betas" in seq else torch.zeros(300)
+    gen = body.joints(params.poses[0].float().cpu(), betas).numpy()
+    gt = body.joints(seq["poses"][0, :n].float().cpu(), betas).numpy() if "poses" in seq else None
+    frames = [int(f) for f in torch.linspace(0, n - 1, 6)]
+    rows = [("generated", gen)] + ([("ground truth", gt)] if gt is not None else [])
+    image = skeleton_panel(rows, frames)
+    logger.experiment.add_image(tag, image, stage.global_step, dataformats="HWC")
 
 
 def rotation_error(pred_latent: torch.Tensor, gt_latent: torch.Tensor) -> torch.Tensor:

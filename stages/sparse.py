@@ -13,7 +13,7 @@ from torchmetrics.classification import BinaryAccuracy
 from semtalk.generation import GeneratedMotion, decode_generated, generate_codes_autoregressive
 from semtalk.nn.sparse_generator import BODY_PARTS, SparseGenerator, fuse_codes
 from semtalk.tokenizer import file_sha256
-from stages.base import BaseStage, level_cross_entropy, mask_ratio
+from stages.base import BaseStage, level_cross_entropy, log_motion_preview, mask_ratio
 
 SPARSE_KEY = "semtalk_sparse"
 
@@ -279,6 +279,12 @@ class SparseStage(L.LightningModule):
         target = token_scores(batch["sem"][:, :n].float(), self.codec.downsample) > 0
         psi_tok = result.psi[:, :: self.codec.downsample][:, : target.shape[1]]
         self.val_gate.update(psi_tok > self.hparams.beta, target)
+        if batch_idx == 0 and self.logger is not None and hasattr(self.logger.experiment, "add_image"):
+            from semtalk.render import psi_plot
+
+            image = psi_plot(result.psi[0].cpu().numpy(), batch["sem"][0, :n].cpu().numpy(), self.hparams.beta)
+            self.logger.experiment.add_image("val/psi", image, self.global_step, dataformats="HWC")
+            log_motion_preview(self, result.params, batch, "val/preview")
         # the training objective on the sequence cut into windows, for checkpoint selection
         w = self.window
         if n >= w:
@@ -294,6 +300,12 @@ class SparseStage(L.LightningModule):
             win["clip_text"] = clip[0, idx] if clip.dim() == 3 else clip.expand(k, -1)
             losses, _ = self.training_losses(win)
             self.val_loss.update(sum(losses.values()))
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self.on_validation_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/gate_accuracy", self.val_gate.compute(), prog_bar=True)

@@ -1,5 +1,6 @@
 """Evaluation metrics of the BEAT2 protocol (FGD, BC, Diversity, face MSE, LVD) and Sem-gate accuracy,
-under two profiles: `semtalk2024` (reproduces the published numbers, quirks included) and `corrected`.
+under two profiles: `semtalk2024` (reproduces the published numbers, quirks included) and `corrected`; and
+synchrony measures beyond BC (BC contrast, lip-sync and gesture-sync correlation curves).
 """
 
 from semtalk.metrics.beat_consistency import (
@@ -29,6 +30,17 @@ from semtalk.metrics.profiles import (
     generated_length,
     get_profile,
 )
+from semtalk.metrics.synchrony import (
+    BCContrastResult,
+    SyncCurve,
+    bc_at_offsets,
+    bc_contrast,
+    combine_curves,
+    gesture_sync,
+    lipsync,
+    sync_curve,
+)
+from semtalk.metrics.synchrony_metrics import BCContrast, GestureSync, LipSync
 from semtalk.metrics.tables import metrics_table
 from semtalk.metrics.torchmetrics_impl import FGD, LVD, BeatConsistency, Diversity, FaceMSE, GateAccuracy
 
@@ -38,15 +50,23 @@ __all__ = [
     "LVD",
     "PROFILES",
     "SEMTALK2024",
+    "BCContrast",
+    "BCContrastResult",
     "BeatConsistency",
     "Diversity",
     "FGDAutoencoder",
     "FaceMSE",
     "GateAccuracy",
+    "GestureSync",
+    "LipSync",
     "MetricProfile",
+    "SyncCurve",
     "audio_onsets",
+    "bc_at_offsets",
+    "bc_contrast",
     "beat_score",
     "body_joints",
+    "combine_curves",
     "diversity",
     "evaluate_folder",
     "evaluation_length",
@@ -61,9 +81,11 @@ __all__ = [
     "gate_accuracy",
     "gate_targets",
     "generated_length",
+    "gesture_sync",
     "get_profile",
     "joint_speed",
     "l1_deviation",
+    "lipsync",
     "load_bc_audio",
     "load_fgd_encoder",
     "lvd",
@@ -71,4 +93,5 @@ __all__ = [
     "motion_beats",
     "prepare_bc_audio",
     "random_fgd_encoder",
+    "sync_curve",
 ]

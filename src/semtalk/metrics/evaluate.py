@@ -20,6 +20,7 @@ from semtalk.body.joints import NUM_BETAS, NUM_EXPRESSIONS, NUM_JOINTS
 from semtalk.metrics.beat_consistency import load_bc_audio
 from semtalk.metrics.motion_inputs import BodyModelLike, body_joints, face_vertices, fgd_rot6d
 from semtalk.metrics.profiles import MetricProfile, evaluation_length, get_profile
+from semtalk.metrics.synchrony_metrics import BCContrast, GestureSync, LipSync
 from semtalk.metrics.tables import metrics_table, scaled
 from semtalk.metrics.torchmetrics_impl import FGD, LVD, BeatConsistency, Diversity, FaceMSE
 
@@ -124,6 +125,11 @@ def evaluate_folder(
     Returns:
         `{"profile", "fgd_encoder", "num_files", "frames", "files": {name: frames}, "fgd", "bc",
         "diversity", "face_mse", "lvd", "scaled": {...}}`, metrics absent when their inputs are missing.
+        With audio, the synchrony measures of `semtalk.metrics.synchrony` are added: `lipsync_z`,
+        `lipsync_lag_s`, `expression_sync_z`, `expression_sync_lag_s` (no body model needed), and with a body
+        model and mean speeds `bc_contrast`, `bc_shifted_std`, `gesture_sync_z`, `gesture_sync_lag_s`; the
+        correlation curves are under `"curves"` (`{"lipsync" | "expression_sync" | "gesture_sync": {"lags_s",
+        "corr"}}`, null where a lag was not measured).
     """
     prof = get_profile(profile)
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
@@ -142,6 +148,9 @@ def evaluate_folder(
     div = Diversity() if body_model is not None else None
     mse = FaceMSE() if body_model is not None else None
     lvd = LVD(prof) if body_model is not None else None
+    bc_contrast = BCContrast(mv, prof) if bc is not None else None
+    gesture_sync = GestureSync() if bc is not None else None
+    lipsync = LipSync() if audio_dir is not None else None
 
     files: dict[str, int] = {}
     for key in sorted(preds):
@@ -153,7 +162,7 @@ def evaluate_folder(
             if not wav.is_file():
                 raise FileNotFoundError(f"no audio for '{key}': expected {wav}")
             audio_seconds = sf.info(str(wav)).duration
-            if bc is not None:
+            if bc is not None or lipsync is not None:
                 audio = load_bc_audio(wav, "corrected")  # raw 16 kHz; BeatConsistency applies the profile
         try:
             n = evaluation_length(prof, gt["poses"].shape[0], pred["poses"].shape[0], audio_seconds)
@@ -163,6 +172,14 @@ def evaluate_folder(
         p_poses, g_poses = pred["poses"][:n], gt["poses"][:n]
         if fgd is not None:
             fgd.update(fgd_rot6d(p_poses)[None], fgd_rot6d(g_poses)[None])
+        if lipsync is not None:
+            try:
+                lipsync.update(
+                    torch.from_numpy(p_poses)[None], torch.from_numpy(pred["expressions"][:n])[None],
+                    torch.from_numpy(audio)[None],
+                )  # fmt: skip
+            except ValueError as exc:
+                raise ValueError(f"{preds[key].name}: {exc}") from exc
         if body_model is None:
             continue
         joints = torch.from_numpy(body_joints(body_model, p_poses, gt["betas"]))[None]
@@ -170,6 +187,8 @@ def evaluate_folder(
         if bc is not None:
             try:
                 bc.update(joints, torch.from_numpy(audio)[None])
+                bc_contrast.update(joints, torch.from_numpy(audio)[None])
+                gesture_sync.update(joints, torch.from_numpy(audio)[None])
             except ValueError as exc:
                 raise ValueError(f"{preds[key].name}: {exc}") from exc
         fv_pred = face_vertices(body_model, p_poses, pred["expressions"][:n], gt["betas"])
@@ -187,6 +206,22 @@ def evaluate_folder(
     for name, metric in (("fgd", fgd), ("bc", bc), ("diversity", div), ("face_mse", mse), ("lvd", lvd)):
         if metric is not None:
             results[name] = float(metric.compute())
+    curves = {}
+    if bc_contrast is not None:
+        c = bc_contrast.compute()
+        results["bc_contrast"], results["bc_shifted_std"] = float(c["bc_contrast"]), float(c["bc_shifted_std"])
+    for name, metric in (("lipsync", lipsync), ("gesture_sync", gesture_sync)):
+        if metric is None:
+            continue
+        c = metric.compute()
+        prefixes = ("lipsync", "expression_sync") if name == "lipsync" else ("gesture_sync",)
+        for prefix in prefixes:
+            results[f"{prefix}_z"] = float(c[f"{prefix}_z"])
+            results[f"{prefix}_lag_s"] = float(c[f"{prefix}_lag_s"])
+            corr = [round(v, 6) if np.isfinite(v) else None for v in c[f"{prefix}_curve"].tolist()]
+            curves[prefix] = {"lags_s": [round(v, 6) for v in c["lags_s"].tolist()], "corr": corr}
+    if curves:
+        results["curves"] = curves
     results["scaled"] = scaled({k: v for k, v in results.items() if isinstance(v, float)})
     if output_dir is not None:
         out = Path(output_dir)

@@ -21,6 +21,16 @@ PAPER_SCALES: dict[str, tuple[str, float, str]] = {
     "gate_accuracy": ("Gate accuracy", 1.0, "higher"),
 }
 
+#: synchrony measures (`semtalk.metrics.synchrony`), printed unscaled after the paper metrics
+SYNCHRONY_ROWS: dict[str, tuple[str, float, str]] = {
+    "bc_contrast": ("BC contrast (BC - BC at +-1..3 s audio offsets)", 1.0, "higher"),
+    "bc_shifted_std": ("BC spread over audio offsets", 1.0, "-"),
+    "lipsync_z": ("Lip-sync z (jaw vs RMS, lag 0)", 1.0, "higher"),
+    "lipsync_lag_s": ("Lip-sync peak lag (s, + = motion late)", 1.0, "near 0"),
+    "expression_sync_z": ("Expression-sync z (lag 0)", 1.0, "higher"),
+    "gesture_sync_z": ("Gesture-sync z (lag 0)", 1.0, "-"),
+}
+
 
 def _fmt(value: float, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -37,9 +47,10 @@ def scaled(metrics: Mapping[str, float]) -> dict[str, float]:
 
 
 def metrics_table(metrics: Mapping[str, float], profile: str | MetricProfile, fgd_encoder: str | None = None) -> str:
-    """A markdown table with one row per known metric (FGD, BC, Diversity, face MSE, LVD, gate accuracy):
-    raw value, paper-scaled value, the scale and which direction is better. A header names the profile
-    and the FGD encoder; rows are skipped for metrics that are absent."""
+    """A markdown table with one row per known metric (FGD, BC, Diversity, face MSE, LVD, gate accuracy,
+    then the synchrony measures of `SYNCHRONY_ROWS`): raw value, paper-scaled value, the scale and which
+    direction is better. A header names the profile and the FGD encoder; rows are skipped for metrics that
+    are absent."""
     prof = get_profile(profile)
     note = " (comparable with the SemTalk paper)" if prof.name == "semtalk2024" else ""
     lines = [
@@ -49,7 +60,7 @@ def metrics_table(metrics: Mapping[str, float], profile: str | MetricProfile, fg
         "| metric | raw | paper-scaled | scale | better |",
         "|---|---:|---:|---:|---|",
     ]
-    for key, (name, factor, direction) in PAPER_SCALES.items():
+    for key, (name, factor, direction) in {**PAPER_SCALES, **SYNCHRONY_ROWS}.items():
         if key not in metrics or metrics[key] is None:
             continue
         raw = float(metrics[key])

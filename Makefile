@@ -21,7 +21,7 @@ CKPT := checkpoints
 PARTS := face upper hands lower
 paper = $(if $(filter paper,$(SIZE)),-c configs/paper/$(1).yaml)
 resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt)
-fit = $(SEMTALK) fit -c configs/trainer.yaml -c $(DATA_CFG) --trainer.logger.init_args.name $(1) $(TRAIN_ARGS)
+fit = $(SEMTALK) fit -c configs/trainer.yaml -c $(DATA_CFG) --trainer.logger.init_args.name $(1)
 
 # nothing downloads at run time; numba keeps its compiled librosa kernels between runs
 export HF_HUB_OFFLINE := 1
@@ -80,21 +80,21 @@ $(CACHE)/manifest.json: $(DATA)/.complete $(EXTRACTORS)
 pretrain-vq: cache $(foreach p,$(PARTS),$(CKPT)/vq_$(p).ckpt) $(CKPT)/global_motion.ckpt ## stage 1: the four part RVQ-VAEs and the global-motion net
 
 $(CKPT)/vq_%.ckpt: $(CACHE)/manifest.json configs/vq/default.yaml configs/vq/%.yaml
-	$(call fit,vq_$*) -c configs/vq/default.yaml -c configs/vq/$*.yaml $(call paper,vq) --export $@ $(call resume,vq_$*)
+	$(call fit,vq_$*) -c configs/vq/default.yaml -c configs/vq/$*.yaml $(call paper,vq) --export $@ $(call resume,vq_$*) $(TRAIN_ARGS)
 
 $(CKPT)/global_motion.ckpt: $(CACHE)/manifest.json configs/vq/global_motion.yaml
 	$(call fit,global_motion) -c configs/vq/global_motion.yaml $(call paper,global_motion) --export $@ \
-	  $(call resume,global_motion)
+	  $(call resume,global_motion) $(TRAIN_ARGS)
 
 train-base: pretrain-vq $(CKPT)/base.ckpt ## stage 2: the base (rhythm) generator
 
 $(CKPT)/base.ckpt: $(foreach p,$(PARTS),$(CKPT)/vq_$(p).ckpt) $(CKPT)/global_motion.ckpt configs/base.yaml
-	$(call fit,base) -c configs/base.yaml $(call paper,base) --export $@ $(call resume,base)
+	$(call fit,base) -c configs/base.yaml $(call paper,base) --export $@ $(call resume,base) $(TRAIN_ARGS)
 
 train-sparse: train-base $(CKPT)/sparse.ckpt ## stage 3: the sparse (semantic) generator and Sem-gate
 
 $(CKPT)/sparse.ckpt: $(CKPT)/base.ckpt configs/sparse.yaml
-	$(call fit,sparse) -c configs/sparse.yaml $(call paper,sparse) --export $@ $(call resume,sparse)
+	$(call fit,sparse) -c configs/sparse.yaml $(call paper,sparse) --export $@ $(call resume,sparse) $(TRAIN_ARGS)
 
 demo: dataset cache pretrain-vq train-base train-sparse ## the main job: dataset, features, the three stages (embedded data)
 	@$(SEMTALK) describe-dataset $(DATA)

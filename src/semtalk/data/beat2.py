@@ -27,7 +27,31 @@ log = logging.getLogger(__name__)
 
 #: BEAT2's English speaker ids, in the order that maps them to embedding indices 0-24.
 BEAT2_SPEAKERS: tuple[int, ...] = (
-    1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 27, 28, 30,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    9,
+    10,
+    11,
+    12,
+    13,
+    15,
+    16,
+    17,
+    18,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    27,
+    28,
+    30,
 )
 NUM_SPEAKERS = len(BEAT2_SPEAKERS)
 SPLIT_TYPES: tuple[str, ...] = ("train", "val", "test", "additional")
@@ -38,8 +62,11 @@ def speaker_of(clip_id: str) -> int:
     """BEAT2 speaker id from a file name: `2_scott_0_1_1` -> 2."""
     head = clip_id.split("_", 1)[0]
     if not head.isdigit():
-        raise DataError(clip_id, "clip id does not start with a numeric speaker id",
-                        "name clips <speaker>_<name>_<type>_<start>_<end> like BEAT2")
+        raise DataError(
+            clip_id,
+            "clip id does not start with a numeric speaker id",
+            "name clips <speaker>_<name>_<type>_<start>_<end> like BEAT2",
+        )
     return int(head)
 
 
@@ -135,26 +162,38 @@ def load_motion(path: str | Path, *, expected_fps: int = FPS) -> Motion:
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(path, f"not a readable npz file ({exc.__class__.__name__}: {exc})",
-                        "the file is truncated or corrupt: re-download or regenerate it") from exc
+        raise DataError(
+            path,
+            f"not a readable npz file ({exc.__class__.__name__}: {exc})",
+            "the file is truncated or corrupt: re-download or regenerate it",
+        ) from exc
     with data:
         missing = [k for k in MOTION_KEYS if k not in data.files]
         if missing:
-            raise DataError(path, f"missing keys {missing} (has {sorted(data.files)})",
-                            "BEAT2 motion needs poses, trans, betas, expressions")
+            raise DataError(
+                path,
+                f"missing keys {missing} (has {sorted(data.files)})",
+                "BEAT2 motion needs poses, trans, betas, expressions",
+            )
         poses, trans, betas, expr = (_array(data, k, path) for k in MOTION_KEYS)
         fps = int(_array(data, "mocap_frame_rate", path)) if "mocap_frame_rate" in data.files else expected_fps
     if poses.ndim != 2 or poses.shape[1] != NUM_JOINTS * 3:
-        raise DataError(path, f"poses has shape {poses.shape}, expected (T, 165) SMPL-X axis-angle",
-                        "store the 55 SMPL-X joints as axis-angle, 3 values each")
+        raise DataError(
+            path,
+            f"poses has shape {poses.shape}, expected (T, 165) SMPL-X axis-angle",
+            "store the 55 SMPL-X joints as axis-angle, 3 values each",
+        )
     n = poses.shape[0]
     if n == 0:
         raise DataError(path, "poses has no frames", "regenerate the file")
     if trans.shape != (n, 3):
         raise DataError(path, f"trans has shape {trans.shape}, expected ({n}, 3)", "regenerate the file")
     if expr.ndim != 2 or expr.shape[0] != n or expr.shape[1] > NUM_EXPRESSIONS:
-        raise DataError(path, f"expressions has shape {expr.shape}, expected ({n}, {NUM_EXPRESSIONS})",
-                        "store 100 FLAME expression coefficients per frame")
+        raise DataError(
+            path,
+            f"expressions has shape {expr.shape}, expected ({n}, {NUM_EXPRESSIONS})",
+            "store 100 FLAME expression coefficients per frame",
+        )
     if expr.shape[1] < NUM_EXPRESSIONS:
         expr = np.pad(expr, ((0, 0), (0, NUM_EXPRESSIONS - expr.shape[1])))
     if betas.ndim == 2:
@@ -168,11 +207,17 @@ def load_motion(path: str | Path, *, expected_fps: int = FPS) -> Motion:
         if bad.any():
             first = int(np.argwhere(bad)[0][0])
             where = f"first at frame {first}" if arr.ndim == 2 else "in the shape vector"
-            raise DataError(path, f"{name} has {int(bad.sum())} NaN/Inf values ({where})",
-                            "repair or drop the clip (remove it from train_test_split.csv)")
+            raise DataError(
+                path,
+                f"{name} has {int(bad.sum())} NaN/Inf values ({where})",
+                "repair or drop the clip (remove it from train_test_split.csv)",
+            )
     if fps != expected_fps:
-        raise DataError(path, f"motion is at {fps} fps, expected {expected_fps}",
-                        f"resample the motion to {expected_fps} fps before use")
+        raise DataError(
+            path,
+            f"motion is at {fps} fps, expected {expected_fps}",
+            f"resample the motion to {expected_fps} fps before use",
+        )
     return Motion(
         poses=poses.astype(np.float32, copy=False),
         trans=trans.astype(np.float32, copy=False),
@@ -235,15 +280,22 @@ def load_textgrid(path: str | Path, *, duration: float | None = None, tolerance:
     words.sort(key=lambda w: (w.start, w.end))
     for prev, cur in zip(words, words[1:]):
         if cur.start < prev.end - 1e-4:
-            raise DataError(path, f"intervals overlap: '{prev.word}' [{prev.start:.3f}, {prev.end:.3f}] and "
-                            f"'{cur.word}' [{cur.start:.3f}, {cur.end:.3f}]", "fix the alignment")
+            raise DataError(
+                path,
+                f"intervals overlap: '{prev.word}' [{prev.start:.3f}, {prev.end:.3f}] and "
+                f"'{cur.word}' [{cur.start:.3f}, {cur.end:.3f}]",
+                "fix the alignment",
+            )
     for w in words:
         if w.start < 0 or w.end < w.start:
             raise DataError(path, f"invalid interval '{w.word}' [{w.start}, {w.end}]", "fix the alignment")
     spoken = [w for w in words if w.word.strip()]
     if duration is not None and spoken and spoken[-1].end > duration + tolerance:
-        raise DataError(path, f"word '{spoken[-1].word}' ends at {spoken[-1].end:.2f} s but the audio lasts "
-                        f"{duration:.2f} s", "the TextGrid belongs to another recording: re-align it")
+        raise DataError(
+            path,
+            f"word '{spoken[-1].word}' ends at {spoken[-1].end:.2f} s but the audio lasts {duration:.2f} s",
+            "the TextGrid belongs to another recording: re-align it",
+        )
     return words
 
 
@@ -261,13 +313,19 @@ def load_sem(path: str | Path) -> list[SemRow]:
             continue
         cols = line.rstrip("\n").split("\t") if "\t" in line else line.split()
         if len(cols) < 5:
-            raise DataError(path, f"line {lineno} has {len(cols)} columns, expected name, start, end, duration, "
-                            "score[, keywords]", "separate columns by tabs")
+            raise DataError(
+                path,
+                f"line {lineno} has {len(cols)} columns, expected name, start, end, duration, score[, keywords]",
+                "separate columns by tabs",
+            )
         try:
             start, end, score = float(cols[1]), float(cols[2]), float(cols[4])
         except ValueError as exc:
-            raise DataError(path, f"line {lineno}: start/end/score are not numbers ({exc})",
-                            "columns are name, start, end, duration, score, keywords")
+            raise DataError(
+                path,
+                f"line {lineno}: start/end/score are not numbers ({exc})",
+                "columns are name, start, end, duration, score, keywords",
+            ) from exc
         if not (math.isfinite(start) and math.isfinite(end) and math.isfinite(score)) or end < start:
             raise DataError(path, f"line {lineno}: invalid segment [{start}, {end}] score {score}", "fix the row")
         if not 0.0 <= score <= 1.0:

@@ -30,9 +30,12 @@ class Beat2Root:
         self.root = Path(root)
         self.max_length_mismatch = max_length_mismatch
         if not self.root.is_dir():
-            raise DataError(self.root, "dataset folder not found",
-                            "run `semtalk make-dataset DIR` for the embedded dataset, or point to BEAT2's "
-                            "beat_english_v2.0.0 folder")
+            raise DataError(
+                self.root,
+                "dataset folder not found",
+                "run `semtalk make-dataset DIR` for the embedded dataset, or point to BEAT2's "
+                "beat_english_v2.0.0 folder",
+            )
 
     def motion_path(self, clip_id: str) -> Path:
         return self.root / "smplxflame_30" / f"{clip_id}.npz"
@@ -60,14 +63,16 @@ class Beat2Root:
         table = load_split(self.split_path)
         wanted = set(splits)
         ids = sorted(
-            cid for cid, kind in table.items()
-            if kind in wanted and (speakers is None or speaker_of(cid) in speakers)
+            cid for cid, kind in table.items() if kind in wanted and (speakers is None or speaker_of(cid) in speakers)
         )
         missing = [cid for cid in ids if not self.motion_path(cid).is_file() or not self.audio_path(cid).is_file()]
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise DataError(self.split_path, f"{len(missing)} listed clips lack their npz or wav: {shown}",
-                            "download the missing files or remove their rows")
+            raise DataError(
+                self.split_path,
+                f"{len(missing)} listed clips lack their npz or wav: {shown}",
+                "download the missing files or remove their rows",
+            )
         return ids
 
     def load_clip(self, clip_id: str, *, words: bool = True, sem: bool = True) -> Clip:
@@ -78,10 +83,12 @@ class Beat2Root:
         gap = clip.audio_seconds - motion.seconds
         if abs(gap) > self.max_length_mismatch:
             longer = "audio" if gap > 0 else "motion"
-            raise DataError(self.audio_path(clip_id),
-                            f"audio lasts {clip.audio_seconds:.2f} s but motion {motion.seconds:.2f} s "
-                            f"({longer} longer by {abs(gap):.2f} s)",
-                            "the wav and npz do not belong together, or one is truncated")
+            raise DataError(
+                self.audio_path(clip_id),
+                f"audio lasts {clip.audio_seconds:.2f} s but motion {motion.seconds:.2f} s "
+                f"({longer} longer by {abs(gap):.2f} s)",
+                "the wav and npz do not belong together, or one is truncated",
+            )
         if words and self.textgrid_path(clip_id).is_file():
             clip.words = load_textgrid(self.textgrid_path(clip_id), duration=clip.audio_seconds)
         if sem and self.sem_path(clip_id).is_file():

@@ -51,8 +51,6 @@ def compute_mean_velocity(root: str | Path, body_model, progress: bool = True) -
         for f in tqdm(files, desc="mean joint speed", disable=not progress, unit="clip"):
             m = load_motion(f)
             joints.append(
-                body_model.joints(
-                    torch.from_numpy(m.poses), torch.from_numpy(m.betas), torch.from_numpy(m.trans)
-                )
+                body_model.joints(torch.from_numpy(m.poses), torch.from_numpy(m.betas), torch.from_numpy(m.trans))
             )
     return mean_joint_speed(joints, fps=30).numpy().astype(np.float32)

@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where metrics.json and metrics.md go (default: PRED_DIR)")
     p.set_defaults(func=_evaluate)
 
+    from semtalk.generate_cli import add_generate_parser
+
+    add_generate_parser(sub)
+
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"LightningCLI {name} of a stage (semtalk {name} -c CONFIG ...)", add_help=False)
     return parser

@@ -228,21 +228,31 @@ class BaseStage(L.LightningModule):
         Seed: `seed_latent (B, 4, 337)` or the default pose; translation starts at `start_trans (B, 3)`."""
         was_training = self.generator.training
         self.generator.eval()
-        frames = frames or hubert.shape[1]
-        b = hubert.shape[0]
-        seed = seed_latent if seed_latent is not None else self.default_seed(b).to(hubert.device)
-        codes, _ = generate_codes_autoregressive(
-            self.window_fn(speaker),
-            {"hubert": hubert.float(), "beat": beat.float()},
-            seed.float(),
-            self.codec,
-            frames,
-            self.window,
-            self.seed_frames,
+        feats = {"hubert": hubert.float(), "beat": beat.float()}
+        result = self.run_generation(
+            self.window_fn(speaker), feats, frames or hubert.shape[1], seed_latent, start_trans
         )
         self.generator.train(was_training)
+        return result
+
+    @torch.no_grad()
+    def run_generation(
+        self,
+        window_fn,
+        features: dict[str, torch.Tensor],
+        frames: int,
+        seed_latent: torch.Tensor | None,
+        start_trans: torch.Tensor | None,
+    ) -> GeneratedMotion:
+        """Seed (given, or the default pose), autoregressive codes from `window_fn`, decoded to `frames` frames."""
+        b = next(iter(features.values())).shape[0]
+        device = next(iter(features.values())).device
+        seed = seed_latent if seed_latent is not None else self.default_seed(b).to(device)
+        codes, psi = generate_codes_autoregressive(
+            window_fn, features, seed.float(), self.codec, frames, self.window, self.seed_frames
+        )
         start = start_trans if start_trans is not None else seed[:, 0, 330:333]
-        return decode_generated(self.codec, codes, None, start, frames)
+        return decode_generated(self.codec, codes, psi, start, frames)
 
     # ------------------------------------------------------------ validation
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

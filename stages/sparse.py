@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
-from semtalk.generation import GeneratedMotion, decode_generated, generate_codes_autoregressive
+from semtalk.generation import GeneratedMotion
 from semtalk.nn.sparse_generator import BODY_PARTS, SparseGenerator, fuse_codes
 from semtalk.tokenizer import file_sha256
 from stages.base import BaseStage, level_cross_entropy, log_motion_preview, mask_ratio
@@ -243,24 +243,15 @@ class SparseStage(L.LightningModule):
         """
         was = self.generator.training
         self.generator.eval()
-        frames = frames or features["hubert"].shape[1]
-        b = speaker.shape[0]
-        seed = seed_latent if seed_latent is not None else self.base.default_seed(b).to(features["hubert"].device)
         clip = clip[:, None] if clip.dim() == 2 else clip
         beta = self.hparams.beta if beta is None else beta
         feats = {k: (v.float() if v.is_floating_point() else v) for k, v in features.items()}
-        codes, psi = generate_codes_autoregressive(
-            self.window_fn(speaker, clip.float(), beta, psi_scale, mode),
-            feats,
-            seed.float(),
-            self.codec,
-            frames,
-            self.window,
-            self.seed_frames,
+        window_fn = self.window_fn(speaker, clip.float(), beta, psi_scale, mode)
+        result = self.base.run_generation(
+            window_fn, feats, frames or features["hubert"].shape[1], seed_latent, start_trans
         )
         self.generator.train(was)
-        start = start_trans if start_trans is not None else seed[:, 0, 330:333]
-        return decode_generated(self.codec, codes, psi, start, frames)
+        return result
 
     # ------------------------------------------------------------ validation
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -12,7 +12,6 @@ from torchmetrics import MeanMetric
 from semtalk.body.joints import FOOT_JOINTS
 from semtalk.body.parts import PART_DIMS, PART_JOINTS, PART_NAMES
 from semtalk.losses import foot_skate_loss, geodesic_loss, motion_dynamics_loss, rot6d_matrices
-from semtalk.nn.quantizer import code_statistics
 from semtalk.nn.rvqvae import RVQVAE
 from semtalk.tokenizer import TOKENIZER_KEY, tokenizer_card
 
@@ -289,7 +288,3 @@ class VQStage(L.LightningModule):
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """`(B, T', Q)` -> `(B, 4 T', D)` part features."""
         return self.model.decode(indices)
-
-    @staticmethod
-    def usage_of(indices: torch.Tensor, codebook_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return code_statistics(indices, codebook_size)

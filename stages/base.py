@@ -20,6 +20,20 @@ from semtalk.nn.rhythm import RhythmConsistencyLoss
 BASE_KEY = "semtalk_base"
 
 
+def generator_kwargs(
+    generator: dict[str, Any] | None, spec: dict[str, Any], codec: MotionCodec, **spec_keys: str
+) -> dict[str, Any]:
+    """Generator keyword arguments: the configured ones, widths from the datamodule's spec (argument name =
+    spec key, unless configured) and the codebook geometry of the frozen tokenizers (always)."""
+    kwargs = dict(generator or {})
+    for key, spec_key in spec_keys.items():
+        if spec.get(spec_key):
+            kwargs.setdefault(key, int(spec[spec_key]))
+    kwargs.update(codebook_size=codec.codebook_size, num_quantizers=codec.num_quantizers, code_dim=codec.code_dim)
+    kwargs.setdefault("audio_f", codec.code_dim)
+    return kwargs
+
+
 def mask_ratio(epoch: int, start: float = 0.05, span_epochs: int = 400, until: int = 130, after: float = 0.35875):
     """The masking schedule of passes 2 and 3: `start + (1 - start) epoch / span` before `until`, then `after`."""
     return start + (1.0 - start) * epoch / span_epochs if epoch < until else after
@@ -90,22 +104,16 @@ class BaseStage(L.LightningModule):
         self.codec, self.tokenizer_cards = MotionCodec.from_checkpoints(
             tokenizers, global_motion, fps=spec.get("fps", 30)
         )
-        gen_kwargs = dict(generator or {})
-        for key, spec_key in (
-            ("hubert_dim", "hubert_dim"),
-            ("beat_dim", "beat_dim"),
-            ("num_speakers", "num_speakers"),
-            ("latent_dim", "latent_all_dim"),
-            ("window", "window"),
-        ):
-            if spec.get(spec_key):
-                gen_kwargs.setdefault(key, int(spec[spec_key]))
-        gen_kwargs.update(
-            codebook_size=self.codec.codebook_size,
-            num_quantizers=self.codec.num_quantizers,
-            code_dim=self.codec.code_dim,
+        gen_kwargs = generator_kwargs(
+            generator,
+            spec,
+            self.codec,
+            hubert_dim="hubert_dim",
+            beat_dim="beat_dim",
+            num_speakers="num_speakers",
+            latent_dim="latent_all_dim",
+            window="window",
         )
-        gen_kwargs.setdefault("audio_f", self.codec.code_dim)
         self.generator = BaseGenerator(**gen_kwargs)
         self.rhythm = RhythmConsistencyLoss(frame=rhythm_frame, sequence=rhythm_sequence)
         # the default seed pose shipped with the checkpoint: mean of the training windows' seed frames

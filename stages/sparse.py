@@ -13,7 +13,7 @@ from torchmetrics.classification import BinaryAccuracy
 from semtalk.generation import GeneratedMotion
 from semtalk.nn.sparse_generator import BODY_PARTS, SparseGenerator, fuse_codes
 from semtalk.tokenizer import file_sha256
-from stages.base import BaseStage, level_cross_entropy, log_motion_preview, mask_ratio
+from stages.base import BaseStage, generator_kwargs, level_cross_entropy, log_motion_preview, mask_ratio
 
 SPARSE_KEY = "semtalk_sparse"
 
@@ -68,22 +68,19 @@ class SparseStage(L.LightningModule):
         self.base.freeze()
         self.base_sha256 = file_sha256(base)
         spec = dict(spec or {})
-        codec = self.base.codec
-        kw = dict(generator or {})
-        for key, spec_key in (
-            ("hubert_dim", "hubert_dim"),
-            ("vocab_size", "vocab_size"),
-            ("clip_dim", "clip_dim"),
-            ("emotion_dim", "emotion_dim"),
-            ("num_speakers", "num_speakers"),
-            ("latent_dim", "latent_all_dim"),
-            ("window", "window"),
-            ("word_dim", "word_embedding_dim"),
-        ):
-            if spec.get(spec_key):
-                kw.setdefault(key, int(spec[spec_key]))
-        kw.update(codebook_size=codec.codebook_size, num_quantizers=codec.num_quantizers, code_dim=codec.code_dim)
-        kw.setdefault("audio_f", codec.code_dim)
+        kw = generator_kwargs(
+            generator,
+            spec,
+            self.base.codec,
+            hubert_dim="hubert_dim",
+            vocab_size="vocab_size",
+            clip_dim="clip_dim",
+            emotion_dim="emotion_dim",
+            num_speakers="num_speakers",
+            latent_dim="latent_all_dim",
+            window="window",
+            word_dim="word_embedding_dim",
+        )
         self.generator = SparseGenerator(**kw)
         if spec.get("word_embeddings") and kw.get("word_dim") == spec.get("word_embedding_dim"):
             import numpy as np

@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND := Agg
 
 .PHONY: help setup system-deps test lint format dataset cache pretrain-vq train-base train-sparse demo tensorboard \
-	clean distclean
+	bench report ablation fgd clean distclean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_%-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,12 +96,38 @@ train-sparse: train-base $(CKPT)/sparse.ckpt ## stage 3: the sparse (semantic) g
 $(CKPT)/sparse.ckpt: $(CKPT)/base.ckpt configs/sparse.yaml
 	$(call fit,sparse) -c configs/sparse.yaml $(call paper,sparse) --export $@ $(call resume,sparse) $(TRAIN_ARGS)
 
-demo: dataset cache pretrain-vq train-base train-sparse ## the main job: dataset, features, the three stages (embedded data)
-	@$(SEMTALK) describe-dataset $(DATA)
-	@ls -l $(CKPT)
+# extra `semtalk train-fgd` flags, e.g. FGD_ARGS="--epochs 20 --device cuda"
+FGD_ARGS ?=
+fgd: dataset $(CKPT)/fgd.pt ## the FGD feature encoder, trained on the dataset's train split (for semtalk evaluate / test)
+
+$(CKPT)/fgd.pt: $(DATA)/.complete
+	$(SEMTALK) train-fgd $(DATA) --out $@ $(FGD_ARGS)
+
+ABLATIONS := no_weighting wf_only wl_only
+ablation: train-base $(foreach a,$(ABLATIONS),$(CKPT)/ablation/sparse_$(a).ckpt) ## Sem-gate ablation: stage 3 without W_f and W_l, W_f only, W_l only (not in demo)
+
+$(CKPT)/ablation/sparse_%.ckpt: $(CKPT)/base.ckpt configs/sparse.yaml configs/ablation/%.yaml
+	$(call fit,ablation_$*) -c configs/sparse.yaml $(call paper,sparse) -c configs/ablation/$*.yaml --export $@ \
+	  $(call resume,ablation_$*) $(TRAIN_ARGS)
+
+DEMO_JOBS ?= 2
+demo: ## the main job: set-up, dataset, cache, the three stages, FGD encoder, generation, report (timed per step)
+	$(PYTHON) scripts/demo.py --jobs $(DEMO_JOBS)
+
+REPORT ?= reports/demo.md
+TIMING ?= runs/demo_timing.json
+report: $(CKPT)/sparse.ckpt $(CKPT)/fgd.pt ## the results report (reports/demo.md): tables, claims and figures written by code
+	$(PY) -m stages.report --data-config $(DATA_CFG) --checkpoints $(CKPT) --out $(REPORT) --fgd-encoder $(CKPT)/fgd.pt \
+	  $(if $(wildcard $(TIMING)),--timing $(TIMING))
 
 tensorboard: setup ## open the training dashboards (losses, metrics, previews) at http://localhost:6006
 	$(VENV)/bin/tensorboard --logdir runs
+
+BENCH_ARGS ?= --size demo --device cpu
+bench: setup ## benchmarks at demo size on the CPU: training steps, feature cache, generation (tables; JSON lines in outputs/bench.jsonl)
+	$(PY) bench/train_step.py $(BENCH_ARGS) --out outputs/bench.jsonl
+	$(PY) bench/cache.py $(BENCH_ARGS) --out outputs/bench.jsonl
+	$(PY) bench/generation.py $(BENCH_ARGS) --out outputs/bench.jsonl
 
 clean: ## remove feature caches, runs and checkpoints (keeps .venv and the generated dataset)
 	rm -rf runs checkpoints outputs lightning_logs data/cache .pytest_cache .ruff_cache .hypothesis

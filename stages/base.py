@@ -16,6 +16,7 @@ from semtalk.codec import MotionCodec
 from semtalk.generation import GeneratedMotion, decode_generated, generate_codes_autoregressive
 from semtalk.nn.base_generator import BaseGenerator
 from semtalk.nn.rhythm import RhythmConsistencyLoss
+from stages.test_report import check_test_options, record_test_clip, write_test_report
 
 BASE_KEY = "semtalk_base"
 
@@ -74,6 +75,9 @@ class BaseStage(L.LightningModule):
             the model's own latents).
         mask_start, mask_span_epochs, mask_until, mask_after: the masking schedule of passes 2 and 3.
         lr, adam_betas: Adam settings (reference: 5e-5, (0.5, 0.999); clip gradients at 0.99 in the trainer).
+        test_profile, fgd_encoder: what `semtalk test` scores with (`stages.test_report`): the metric profile
+            (`semtalk2024` or `corrected`) and an FGD encoder file (None skips FGD). Test-time settings: not
+            stored in the checkpoint's hyper-parameters, so the command line always decides them.
     """
 
     def __init__(
@@ -95,9 +99,13 @@ class BaseStage(L.LightningModule):
         mask_after: float = 0.35875,
         lr: float = 5e-5,
         adam_betas: tuple[float, float] = (0.5, 0.999),
+        test_profile: str = "semtalk2024",
+        fgd_encoder: str | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["test_profile", "fgd_encoder"])
+        check_test_options(test_profile, fgd_encoder)
+        self.test_profile, self.fgd_encoder = test_profile, fgd_encoder
         spec = dict(spec or {})
         self.window = int(spec.get("window", 64))
         self.seed_frames = int(spec.get("seed_frames", 4))
@@ -263,7 +271,8 @@ class BaseStage(L.LightningModule):
         return decode_generated(self.codec, codes, psi, start, frames)
 
     # ------------------------------------------------------------ validation
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> GeneratedMotion:
+        """Losses and rotation errors of a whole sequence; returns its generated motion."""
         n = int(batch["hubert"].shape[1])
         n -= n % self.codec.downsample
         seq = {k: v[:, :n] for k, v in batch.items() if torch.is_tensor(v) and v.dim() >= 2 and v.shape[1] >= n}
@@ -284,11 +293,32 @@ class BaseStage(L.LightningModule):
             log_motion_preview(self, result.params, seq, "val/preview")
         mean_pose = self.default_seed(1).to(gt)[:, :1].expand_as(gt)
         self.val_mean_pose_error.update(rotation_error(mean_pose, gt))
+        return result
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.validation_step(batch, batch_idx)
+        record_test_clip(self, batch, batch_idx, self.validation_step(batch, batch_idx))
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Rhythm-only whole-sequence generation of the clips of a predict batch (whole sequences, as
+        `Beat2DataModule.predict_dataloader` gives them), seeded with each clip's first frames (the test protocol).
+        Returns one `prediction_records` record per clip, for `stages.prediction_writer.MotionPredictionWriter`."""
+        n = int(batch["hubert"].shape[1])
+        n -= n % self.codec.downsample
+        result = self.generate(
+            batch["hubert"][:, :n],
+            batch["beat"][:, :n],
+            batch["speaker"].long(),
+            n,
+            seed_latent=batch["latent_all"][:, : self.seed_frames].float(),
+            start_trans=batch["trans"][:, 0].float(),
+        )
+        return prediction_records(batch, result, mode="rhythm", beta=None)
 
     def on_test_epoch_end(self) -> None:
+        write_test_report(
+            self,
+            {"rotation_error": float(self.val_joint_error.compute())} if self.val_joint_error.update_count else None,
+        )
         self.on_validation_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
@@ -297,6 +327,33 @@ class BaseStage(L.LightningModule):
         self.log("val/mean_pose_rotation_error", base)
         self.val_joint_error.reset()
         self.val_mean_pose_error.reset()
+
+
+def prediction_records(
+    batch: dict[str, Any], result: GeneratedMotion, mode: str, beta: float | None
+) -> list[dict[str, Any]]:
+    """One record per clip of a predict batch (numpy, on the CPU): `clip_id`, `poses (n, 165)`, `trans (n, 3)`,
+    `expressions (n, 100)`, `psi (n,)` (None in rhythm mode), `betas (300,)`, `speaker` (embedding index), `mode`,
+    `beta`."""
+    params = result.params
+    ids = batch.get("clip_id") or [f"clip_{i}" for i in range(params.poses.shape[0])]
+    records = []
+    for i, clip_id in enumerate(ids):
+        betas = batch["betas"][i] if "betas" in batch else torch.zeros(300)  # the mean shape
+        records.append(
+            {
+                "clip_id": str(clip_id),
+                "poses": params.poses[i].float().cpu().numpy(),
+                "trans": params.trans[i].float().cpu().numpy(),
+                "expressions": params.expressions[i].float().cpu().numpy(),
+                "psi": None if result.psi is None else result.psi[i].float().cpu().numpy(),
+                "betas": betas.float().cpu().numpy(),
+                "speaker": int(batch["speaker"][i]),
+                "mode": mode,
+                "beta": beta,
+            }
+        )
+    return records
 
 
 def log_motion_preview(stage: L.LightningModule, params, seq: dict[str, torch.Tensor], tag: str) -> None:

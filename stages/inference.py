@@ -117,7 +117,7 @@ def load_pipeline(
     trained on (see `resolve_frontend`). `device`: `cpu`, `cuda` or `auto`.
     """
     from stages.base import BASE_KEY, BaseStage
-    from stages.sparse import SparseStage
+    from stages.sparse import SPARSE_KEY, SparseStage
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -128,6 +128,11 @@ def load_pipeline(
             f"{base_path}: no stage-2 checkpoint. Fix: train it (`make train-base`) or pass --checkpoints DIR"
         )
     base_ckpt = load_checkpoint(base_path)
+    if BASE_KEY not in base_ckpt:
+        raise ValueError(
+            f"{base_path}: not a stage-2 (base) checkpoint (no '{BASE_KEY}' entry). Fix: put the checkpoint "
+            f"`make train-base` exports there, or pass --checkpoints DIR"
+        )
     base_hp = base_ckpt.get("hyper_parameters", {})
     upstream = dict(base_hp.get("tokenizers") or {})
     if base_hp.get("global_motion"):
@@ -145,7 +150,14 @@ def load_pipeline(
     with _working_directory(root):
         sparse = None
         if want_sparse:
-            sparse_hp = load_checkpoint(sparse_abs).get("hyper_parameters", {})
+            sparse_ckpt = load_checkpoint(sparse_abs)
+            if SPARSE_KEY not in sparse_ckpt:
+                raise ValueError(
+                    f"{sparse_path}: not a stage-3 (sparse) checkpoint (no '{SPARSE_KEY}' entry). Fix: put the "
+                    "checkpoint `make train-sparse` exports there, or use --mode rhythm"
+                )
+            sparse_hp = sparse_ckpt.get("hyper_parameters", {})
+            del sparse_ckpt
             spec = dict(sparse_hp.get("spec") or {})
             spec["word_embeddings"] = None  # the trained table is in the checkpoint; the cache file is not needed
             sparse = SparseStage.load_from_checkpoint(sparse_abs, map_location="cpu", base=str(base_abs), spec=spec)

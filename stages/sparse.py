@@ -12,8 +12,17 @@ from torchmetrics.classification import BinaryAccuracy
 
 from semtalk.generation import GeneratedMotion
 from semtalk.nn.sparse_generator import BODY_PARTS, SparseGenerator, fuse_codes
-from semtalk.tokenizer import file_sha256
-from stages.base import BaseStage, generator_kwargs, level_cross_entropy, log_motion_preview, mask_ratio
+from semtalk.tokenizer import file_sha256, load_checkpoint
+from stages.base import (
+    BASE_KEY,
+    BaseStage,
+    generator_kwargs,
+    level_cross_entropy,
+    log_motion_preview,
+    mask_ratio,
+    prediction_records,
+)
+from stages.test_report import check_test_options, record_test_clip, write_test_report
 
 SPARSE_KEY = "semtalk_sparse"
 
@@ -36,11 +45,16 @@ class SparseStage(L.LightningModule):
         latent_weight, cls_weight, gate_weight: loss weights.
         loss_weighting: W_l, weight reconstruction and code losses per token by the annotated semantic score
             (the paper and the code); False weights every token equally.
+        feature_weighting: W_f, the generator's `feature_weighting` (multiply the semantic features by psi); None
+            keeps the generator's setting (True). A stage-level switch so that a config layer can set it without
+            restating the `generator` mapping (YAML layers replace mappings).
         gate_every_pass: add the gate cross-entropy in all three passes; False adds it once (the code computes it
             in every pass but adds it only in the second).
         beta: psi threshold of the fusion at generation.
         teacher_forcing, mask_*: as in `BaseStage`.
         lr, adam_betas: Adam settings.
+        test_profile, fgd_encoder: what `semtalk test` scores with, as in `BaseStage` (not stored in the
+            checkpoint's hyper-parameters).
     """
 
     def __init__(
@@ -52,6 +66,7 @@ class SparseStage(L.LightningModule):
         cls_weight: float = 1.0,
         gate_weight: float = 1.0,
         loss_weighting: bool = True,
+        feature_weighting: bool | None = None,
         gate_every_pass: bool = True,
         beta: float = 0.5,
         teacher_forcing: bool = False,
@@ -61,10 +76,19 @@ class SparseStage(L.LightningModule):
         mask_after: float = 0.35875,
         lr: float = 5e-5,
         adam_betas: tuple[float, float] = (0.5, 0.999),
+        test_profile: str = "semtalk2024",
+        fgd_encoder: str | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.base = BaseStage.load_from_checkpoint(base, map_location="cpu")
+        self.save_hyperparameters(ignore=["test_profile", "fgd_encoder"])
+        check_test_options(test_profile, fgd_encoder)
+        self.test_profile, self.fgd_encoder = test_profile, fgd_encoder
+        if BASE_KEY not in load_checkpoint(base):  # weights_only; a file that cannot be read is named
+            raise ValueError(
+                f"{base}: not a stage-2 (base) checkpoint (no '{BASE_KEY}' entry). Fix: set `base` to the checkpoint "
+                "the base stage exported (checkpoints/base.ckpt, `make train-base`)"
+            )
+        self.base = BaseStage.load_from_checkpoint(base, map_location="cpu", weights_only=True)
         self.base.freeze()
         self.base_sha256 = file_sha256(base)
         spec = dict(spec or {})
@@ -81,6 +105,11 @@ class SparseStage(L.LightningModule):
             window="window",
             word_dim="word_embedding_dim",
         )
+        if feature_weighting is not None and kw.setdefault("feature_weighting", feature_weighting) != feature_weighting:
+            raise ValueError(
+                "feature_weighting is set twice with different values (the stage's and generator.feature_weighting): "
+                "set it in one place"
+            )
         self.generator = SparseGenerator(**kw)
         if spec.get("word_embeddings") and kw.get("word_dim") == spec.get("word_embedding_dim"):
             import numpy as np
@@ -185,20 +214,33 @@ class SparseStage(L.LightningModule):
         return loss
 
     # ------------------------------------------------------------ generation
-    def window_fn(self, speaker: torch.Tensor, clip: torch.Tensor, beta: float, psi_scale=None, mode: str = "full"):
-        """One fused window. `clip (B, G, Dc)` has one sentence feature per generation window."""
+    def window_fn(
+        self,
+        speaker: torch.Tensor,
+        clip: torch.Tensor,
+        beta: float,
+        psi_scale=None,
+        mode: str = "full",
+        psi_override=None,
+    ):
+        """One fused window. `clip (B, G, Dc)` has one sentence feature per generation window; `psi_override`:
+        optional `f(window, tokens) -> (B, tokens)` replacing the gate's psi (W_f, the blend and the fusion)."""
         base = self.base
 
         def run(feats, latent, mask, k):
-            base_codes = base.generator.generate_codes(
+            # one pass of the base encoder gives its codes and the latents the sparse generator blends with
+            base_codes, base_latents = base.generator.generate_codes_and_latents(
                 feats["hubert"], feats["beat"], latent, mask, speaker, base.codes_of
             )
             if mode == "rhythm":
                 return base_codes, None
-            base_latents = None
-            if self.generator.blend_base:
-                base_latents = base.generator.forward_latents(feats["hubert"], feats["beat"], latent, mask, speaker)
+            if not self.generator.blend_base:
+                base_latents = None
             emotion = feats.get("emotion") if self.generator.use_emotion else None
+            override = None
+            if psi_override is not None:
+                tokens = feats["hubert"].shape[1] // self.codec.downsample
+                override = psi_override(k, tokens).to(feats["hubert"])
             sparse_codes, psi = self.generator.generate_codes(
                 feats["words"],
                 clip[:, min(k, clip.shape[1] - 1)],
@@ -209,6 +251,7 @@ class SparseStage(L.LightningModule):
                 emotion,
                 base_latents,
                 base.codes_of,
+                psi_override=override,
             )
             if psi_scale is not None:
                 psi = (psi * psi_scale(k, psi.shape[1])).clamp(0, 1)
@@ -228,6 +271,7 @@ class SparseStage(L.LightningModule):
         beta: float | None = None,
         psi_scale=None,
         mode: str = "full",
+        psi_override=None,
     ) -> GeneratedMotion:
         """Fused whole-sequence generation.
 
@@ -236,14 +280,15 @@ class SparseStage(L.LightningModule):
             clip: `(B, G, Dc)` CLIP sentence feature of each generation window (or `(B, Dc)` for all).
             speaker: `(B,)`; frames: n (default: the features' length); seed_latent, start_trans: see BaseStage.
             beta: psi threshold (default: the configured one); psi_scale: optional `f(window, tokens) -> (B, tokens)`
-                gain on psi (emphasis control); mode: `full` or `rhythm` (base only).
+                gain on psi (emphasis control); mode: `full` or `rhythm` (base only); psi_override: optional
+                `f(window, tokens) -> (B, tokens)` psi used instead of the gate's (e.g. random psi).
         """
         was = self.generator.training
         self.generator.eval()
         clip = clip[:, None] if clip.dim() == 2 else clip
         beta = self.hparams.beta if beta is None else beta
         feats = {k: (v.float() if v.is_floating_point() else v) for k, v in features.items()}
-        window_fn = self.window_fn(speaker, clip.float(), beta, psi_scale, mode)
+        window_fn = self.window_fn(speaker, clip.float(), beta, psi_scale, mode, psi_override)
         result = self.base.run_generation(
             window_fn, feats, frames or features["hubert"].shape[1], seed_latent, start_trans
         )
@@ -251,7 +296,8 @@ class SparseStage(L.LightningModule):
         return result
 
     # ------------------------------------------------------------ validation
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> GeneratedMotion:
+        """Gate accuracy and windowed losses of a whole sequence; returns its generated motion."""
         n = int(batch["hubert"].shape[1])
         n -= n % self.codec.downsample
         feats = {k: batch[k][:, :n] for k in ("hubert", "beat", "words", "emotion") if k in batch}
@@ -288,11 +334,31 @@ class SparseStage(L.LightningModule):
             win["clip_text"] = clip[0, idx] if clip.dim() == 3 else clip.expand(k, -1)
             losses, _ = self.training_losses(win)
             self.val_loss.update(sum(losses.values()))
+        return result
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.validation_step(batch, batch_idx)
+        record_test_clip(self, batch, batch_idx, self.validation_step(batch, batch_idx))
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Fused whole-sequence generation of the clips of a predict batch (whole sequences), seeded with each
+        clip's first frames (the test protocol); one `stages.base.prediction_records` record per clip."""
+        n = int(batch["hubert"].shape[1])
+        n -= n % self.codec.downsample
+        feats = {k: batch[k][:, :n] for k in ("hubert", "beat", "words", "emotion") if k in batch}
+        result = self.generate(
+            feats,
+            batch["clip_text"],
+            batch["speaker"].long(),
+            n,
+            seed_latent=batch["latent_all"][:, : self.seed_frames].float(),
+            start_trans=batch["trans"][:, 0].float(),
+        )
+        return prediction_records(batch, result, mode="full", beta=float(self.hparams.beta))
 
     def on_test_epoch_end(self) -> None:
+        write_test_report(
+            self, {"gate_accuracy": float(self.val_gate.compute())} if self.val_gate.update_count else None
+        )
         self.on_validation_epoch_end()
 
     def on_validation_epoch_end(self) -> None:

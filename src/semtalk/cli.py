@@ -82,10 +82,10 @@ def _cache(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from semtalk.body.model import BodyModel
     from semtalk.metrics.evaluate import evaluate_folder
-    from semtalk.metrics.fgd_encoder import load_fgd_encoder
+    from semtalk.metrics.fgd_training import load_fgd_encoder_file
 
     body = BodyModel(args.smplx) if args.smplx else None
-    fgd = load_fgd_encoder(args.fgd_encoder) if args.fgd_encoder else None
+    fgd = load_fgd_encoder_file(args.fgd_encoder) if args.fgd_encoder else None
     result = evaluate_folder(
         args.pred_dir,
         args.gt_dir,
@@ -98,6 +98,29 @@ def _evaluate(args: argparse.Namespace) -> None:
     )
     md = Path(args.out or args.pred_dir) / "metrics.md"
     print(md.read_text() if md.is_file() else json.dumps(result, indent=2))
+
+
+def _train_fgd(args: argparse.Namespace) -> None:
+    from semtalk.metrics.fgd_training import load_fgd_encoder_file, read_fgd_metadata, train_fgd_encoder
+
+    t0 = time.perf_counter()
+    path = train_fgd_encoder(
+        args.root,
+        args.out,
+        epochs=args.epochs,
+        window=args.window,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        progress=not args.quiet,
+        device=args.device,
+    )
+    training = read_fgd_metadata(path)["training"]
+    print(
+        f"wrote {path}: FGD encoder '{load_fgd_encoder_file(path).identity}' trained on {training['clips']} clips "
+        f"({training['frames']} frames), reconstruction loss {training['losses'][0]:.4f} -> "
+        f"{training['losses'][-1]:.4f}, {time.perf_counter() - t0:.1f} s"
+    )
 
 
 def _lightning(argv: Sequence[str]) -> None:
@@ -162,6 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fgd-encoder", help="FGD encoder weights (BEAT2's AESKConv_240_100.bin or one trained here)")
     p.add_argument("--out", help="where metrics.json and metrics.md go (default: PRED_DIR)")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("train-fgd", help="train the FGD feature encoder on the train split of a BEAT2-format root")
+    p.add_argument("root", help="BEAT2-format dataset root (e.g. data/embedded); only its train clips are used")
+    p.add_argument("--out", default="checkpoints/fgd.pt", help="weights file to write (default checkpoints/fgd.pt)")
+    p.add_argument("--epochs", type=int, default=8, help="passes over the train clips (default 8)")
+    p.add_argument("--window", type=int, default=64, help="frames per training window, a multiple of 16")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train_fgd)
 
     from semtalk.generate_cli import add_generate_parser
 

@@ -9,7 +9,8 @@
   A channel list `Zrotation Xrotation Yrotation` means `R = Rz(z) @ Rx(x) @ Ry(y)` (the BVH convention Blender,
   MotionBuilder and CMU files use).
 - `render_video`: a front and a side stick-figure view with the ψ strip, MP4 with the speech muxed in when an
-  `ffmpeg` binary is on the PATH, otherwise an animated GIF (no audio track; the speech goes to a separate wav).
+  `ffmpeg` binary is available (on the PATH, else the static one the `imageio-ffmpeg` wheel ships), otherwise an
+  animated GIF (no audio track; the speech goes to a separate wav).
 
 Arrays are channel-last numpy, frames first. Writers work through temporary files and atomic renames.
 """
@@ -423,8 +424,19 @@ class VideoResult:
 
 
 def ffmpeg_binary() -> str | None:
-    """The `ffmpeg` executable on the PATH (`SEMTALK_FFMPEG` overrides), or None."""
-    return os.environ.get("SEMTALK_FFMPEG") or shutil.which("ffmpeg")
+    """The `ffmpeg` executable: `SEMTALK_FFMPEG`, else the one on the PATH, else the static build bundled with the
+    `imageio-ffmpeg` wheel (installed with semtalk; nothing is downloaded), else None."""
+    found = os.environ.get("SEMTALK_FFMPEG") or shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # a wheel without a binary for this platform
+        return None
 
 
 class StickFigureCanvas:
@@ -516,7 +528,10 @@ def render_video(
     notes: list[str] = []
     ffmpeg = ffmpeg_binary() if prefer in ("auto", "mp4") else None
     if prefer == "mp4" and ffmpeg is None:
-        raise FileNotFoundError("no ffmpeg binary on the PATH: install ffmpeg or render a GIF (--video gif)")
+        raise FileNotFoundError(
+            "no ffmpeg binary (none on the PATH and no imageio-ffmpeg): `pip install imageio-ffmpeg`, install ffmpeg, "
+            "or render a GIF (--video gif)"
+        )
     first = np.asarray(joints_fn(0, min(n, 1)))
     centre = first[0, 0] if len(first) else np.zeros(3)
     canvas = StickFigureCanvas(size[0], size[1], centre=centre)

@@ -55,6 +55,10 @@ class Beat2DataModule(LightningDataModule):
         pin_memory: pin batches in page-locked memory (faster host-to-GPU copies).
         train_splits: split types that train (`train`; BEAT2 also has `additional`).
         val_split, test_split: split types of the validation and test sequences.
+        predict_split: split type whose whole sequences `predict` generates (`semtalk predict`).
+        selection_split: where the validation loop (checkpoint selection) runs: `val` (the default) or `test`,
+            which selects on the test split itself; `semtalk test` labels its metrics with this choice (the one
+            recorded in the checkpoint), since test-selected numbers are not an unbiased estimate.
         device: where `prepare_data` runs the encoders (`auto`: the GPU when there is one).
         progress: show the cache progress bar.
     """
@@ -75,6 +79,8 @@ class Beat2DataModule(LightningDataModule):
         train_splits: tuple[str, ...] = ("train",),
         val_split: str = "val",
         test_split: str = "test",
+        predict_split: str = "test",
+        selection_split: str = "val",
         device: str = "auto",
         progress: bool = True,
     ) -> None:
@@ -90,6 +96,10 @@ class Beat2DataModule(LightningDataModule):
         self.window, self.stride, self.seed_frames, self.token_frames = window, stride, seed_frames, token_frames
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.train_splits, self.val_split, self.test_split = tuple(train_splits), val_split, test_split
+        self.predict_split = predict_split
+        if selection_split not in ("val", "test"):
+            raise ValueError(f"selection_split must be 'val' or 'test', got {selection_split!r}")
+        self.selection_split = selection_split
         self.device, self.progress = device, progress
         self._spec: dict[str, Any] | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -188,21 +198,30 @@ class Beat2DataModule(LightningDataModule):
             raise DataError(self.cache_dir / MANIFEST, f"the cache was built with other extractor settings ({differ})",
                             "rerun prepare_data() / `semtalk cache` with this configuration")  # fmt: skip
         groups = {"fit": [self.train_splits, (self.val_split,)], "validate": [(self.val_split,)],
-                  "test": [(self.test_split,)], "predict": [(self.test_split,)]}  # fmt: skip
+                  "test": [(self.test_split,)], "predict": [(self.predict_split,)]}  # fmt: skip
         needed = groups.get(stage or "", [self.train_splits, (self.val_split,), (self.test_split,)])
         for splits in needed:
             entries = self._entries(manifest, splits)
             paths = [self.cache_dir / e["file"] for e in entries]
             frames = [int(e["frames"]) for e in entries]
             ids = [e["clip_id"] for e in entries]
-            if splits == self.train_splits:
+            if splits == self.train_splits and stage != "predict":
                 self.datasets["train"] = WindowDataset(paths, frames, self.window, self.stride, self.token_frames, ids)
             else:
                 keep = [i for i, n in enumerate(frames)
                         if generation_windows(sequence_length(n), self.window, self.seed_frames) > 0]  # fmt: skip
                 ds = SequenceDataset([paths[i] for i in keep], [frames[i] for i in keep], self.window,
                                      self.seed_frames, self.token_frames, [ids[i] for i in keep])  # fmt: skip
-                self.datasets["val" if splits == (self.val_split,) else "test"] = ds
+                if stage == "predict":
+                    if not ds.lengths:
+                        raise DataError(self.cache_dir / MANIFEST, f"no clips of split '{self.predict_split}' to "
+                                        "predict (or all shorter than one generation window)",
+                                        "choose another split with --data.init_args.predict_split")  # fmt: skip
+                    self.datasets["predict"] = ds
+                else:
+                    self.datasets["val" if splits == (self.val_split,) else "test"] = ds
+        if self.selection_split == "test" and stage in ("fit", "validate") and "test" not in self.datasets:
+            self.setup("test")  # the validation loop runs on the test split
 
     def _entries(self, manifest: Mapping[str, Any], splits: Sequence[str]) -> list[dict[str, Any]]:
         """Manifest entries of the clips of `splits`/speakers, checked to be present and current."""
@@ -258,10 +277,12 @@ class Beat2DataModule(LightningDataModule):
         return self._loader("train", self.batch_size, shuffle=True, drop_last=full)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", 1, shuffle=False, drop_last=False)
+        """Whole sequences of the val split, or of the test split when `selection_split="test"`."""
+        return self._loader("test" if self.selection_split == "test" else "val", 1, shuffle=False, drop_last=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", 1, shuffle=False, drop_last=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", 1, shuffle=False, drop_last=False)
+        """Whole sequences of `predict_split`, one clip per batch."""
+        return self._loader("predict", 1, shuffle=False, drop_last=False)

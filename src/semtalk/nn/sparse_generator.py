@@ -8,7 +8,8 @@ Structure (A = audio_f, H = hidden, D = code_dim, T' = T / 4):
 - soft fusion of that semantic feature with the HuBERT encoder's features -> `fusion (B, T, A)`;
 - Sem-gate: `Linear(A -> 2)` of `fusion` averaged over each token's 4 frames -> logits `(B, T', 2)`;
   psi = softmax(logits)[..., 1];
-- W_f: `semantic = MLP(fusion) * psi` (psi repeated over the 4 frames of its token);
+- W_f: `semantic = MLP(fusion) * psi` (psi repeated over the 4 frames of its token; `feature_weighting=False`
+  leaves out the product);
 - the body trunk of the base generator (`BodyTrunk`) with `semantic` as the cross-attention memory, for upper,
   hands and lower (no face); cascade hands <- upper + lower, upper <- hands_new + lower, lower <- upper + hands_new;
 - optionally (the paper's blend, commented out in SemTalk's code) `q = MLP(psi * f_s + (1 - psi) * f_b)` with
@@ -82,6 +83,8 @@ class SparseGenerator(nn.Module):
             (SemTalk's released behaviour).
         blend_base: blend the cascaded latents with the base generator's by psi before the classifiers
             (the paper); False ignores the base latents (SemTalk's released behaviour).
+        feature_weighting: W_f, multiply the semantic features by psi (the paper and the code); False feeds them
+            unweighted (the Sem-gate ablation).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class SparseGenerator(nn.Module):
         emotion_dim: int = 1024,
         use_emotion: bool = True,
         blend_base: bool = True,
+        feature_weighting: bool = True,
         latent_dim: int = 337,
         num_speakers: int = 25,
         codebook_size: int = 256,
@@ -119,7 +123,7 @@ class SparseGenerator(nn.Module):
             raise ValueError(f"audio_f ({audio_f}) must equal code_dim ({code_dim}) of the tokenizers")
         self.latent_dim, self.num_speakers, self.hubert_dim = latent_dim, num_speakers, hubert_dim
         self.vocab_size, self.word_dim, self.clip_dim, self.emotion_dim = vocab_size, word_dim, clip_dim, emotion_dim
-        self.use_emotion, self.blend_base = use_emotion, blend_base
+        self.use_emotion, self.blend_base, self.feature_weighting = use_emotion, blend_base, feature_weighting
         self.codebook_size, self.num_quantizers, self.code_dim = codebook_size, num_quantizers, code_dim
         self.frames_per_token = frames_per_token
 
@@ -252,7 +256,9 @@ class SparseGenerator(nn.Module):
             raise ValueError(f"psi_override must be (B, T/4) = ({b}, {tokens}), got {tuple(psi_override.shape)}")
         else:
             psi = psi_override.to(fusion.dtype)
-        semantic = self.semantic_mlp(fusion) * psi.repeat_interleave(self.frames_per_token, dim=1)[..., None]
+        semantic = self.semantic_mlp(fusion)
+        if self.feature_weighting:
+            semantic = semantic * psi.repeat_interleave(self.frames_per_token, dim=1)[..., None]
 
         hint = self.motion_encoder(latent_all, mask)
         prezq = self.body(hint, speaker, semantic if use_semantic_body else None)

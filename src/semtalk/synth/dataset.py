@@ -39,7 +39,7 @@ from semtalk.synth.gestures import KEYWORD_CLASSES
 from semtalk.synth.style import SpeakerStyle, speaker_ids, speaker_style
 
 #: bump when the generator changes in a way that changes its output
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUBDIRS: tuple[str, ...] = ("smplxflame_30", "wave16k", "textgrid", "sem")
 _EXT = {"smplxflame_30": ".npz", "wave16k": ".wav", "textgrid": ".TextGrid", "sem": ".txt"}
 MAX_CLIPS_PER_SPEAKER = 118  # BEAT2's speech recordings per speaker

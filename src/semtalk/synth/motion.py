@@ -28,7 +28,8 @@ Given the 16 kHz speech of a clip, its keyword events and the speaker's style, e
   legs follow by inverse kinematics so that the ankles stay planted with flat feet. The spine partly
   counter-rotates the pelvis, leans with the speaker's style and breathes.
 * Slow smooth drifts (Gaussian-filtered noise) on the head, arms, eyes and expressions keep the motion
-  from being mechanical. Everything is smooth: there are no jumps between frames.
+  from being mechanical; the expression drift has four modes through a fixed loading (real expression
+  coefficients are strongly correlated). Everything is smooth: there are no jumps between frames.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ FACE_LAG_FRAMES = 0
 #: expression change per unit loudness (the first five FLAME components; the rest do not follow it)
 EXPRESSION_LOADING = np.zeros(NUM_EXPRESSIONS)
 EXPRESSION_LOADING[:5] = (1.6, -0.6, 0.4, 0.3, -0.25)
+#: the slow expression drift: `EXPRESSION_DRIFT_RANK` smooth noise channels through a fixed loading, since real
+#: FLAME expression coefficients move together (a few modes carry most of their variance)
+EXPRESSION_DRIFT_RANK = 4
+_DRIFT_SCALE = np.where(np.arange(NUM_EXPRESSIONS) < 10, 0.15, np.where(np.arange(NUM_EXPRESSIONS) < 50, 0.04, 0.01))
+EXPRESSION_DRIFT_LOADING = (
+    np.random.default_rng(7).standard_normal((EXPRESSION_DRIFT_RANK, NUM_EXPRESSIONS))
+    * _DRIFT_SCALE
+    / np.sqrt(EXPRESSION_DRIFT_RANK)
+)
 STANDING_TRANS_Y = 1.285
 
 
@@ -438,8 +448,7 @@ def motion_from_speech(
     eyes = np.stack((0.02 + 0.03 * gaze[:, 0], 0.04 * gaze[:, 1] - 0.3 * head[:, 1], np.zeros(n)), -1)
     poses[:, 23] = eyes
     poses[:, 24] = eyes
-    scale = np.where(np.arange(NUM_EXPRESSIONS) < 10, 0.15, np.where(np.arange(NUM_EXPRESSIONS) < 50, 0.04, 0.01))
-    expr_noise = smooth_noise(rng, n, NUM_EXPRESSIONS, 0.8) * scale
+    expr_noise = smooth_noise(rng, n, EXPRESSION_DRIFT_RANK, 0.8) @ EXPRESSION_DRIFT_LOADING
     gain = style.jaw_gain / 0.21
     expressions = style.expr_bias + face_drive[:, None] * (gain * EXPRESSION_LOADING) + expr_noise
     return Motion(

@@ -1,0 +1,116 @@
+"""The main job, end to end, with the wall time of every step: `make demo` runs this.
+
+    python3 scripts/demo.py [--jobs 2] [--skip-setup]
+
+Steps (each a Make target, so an interrupted run resumes where it stopped and a finished step is a no-op):
+set-up -> embedded dataset -> feature cache -> stage 1 (the four RVQ-VAEs and the global-motion net, `--jobs`
+trainings at a time) -> stage 2 (base) -> stage 3 (sparse) -> FGD encoder -> generation for a speech file the
+project has never seen (new espeak-ng speech, 44.1 kHz stereo) -> the results report `reports/demo.md`.
+The per-step times go to `runs/demo_timing.json` (read by the report) and are printed at the end.
+
+Only the standard library is used, so the script runs before the virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ROOT / "runs" / "demo_timing.json"
+NEW_SPEECH = ROOT / "outputs" / "demo" / "new_speech.wav"
+SENTENCE = (
+    "Thank you all for coming today. I want to tell you about a small idea that grew into something big, "
+    "and why I think you should care about it too."
+)
+
+
+def _make(*targets: str, jobs: int = 1) -> list[str]:
+    return ["make", "--no-print-directory", f"-j{jobs}", *targets]
+
+
+def write_new_speech(python: str) -> list[str]:
+    """A command that synthesises `NEW_SPEECH` (espeak-ng, 44.1 kHz stereo) unless it exists."""
+    code = (
+        "import sys, numpy as np, soundfile as sf, librosa;"
+        "from semtalk.synth.speech import synthesize;"
+        "from semtalk.synth.speech import Voice;"
+        "u = synthesize(sys.argv[2], Voice('en-us+m3', 165, 50, 50));"
+        "y = librosa.resample(np.asarray(u.audio, dtype=np.float32), orig_sr=u.sample_rate, target_sr=44100);"
+        "sf.write(sys.argv[1], np.stack([y, 0.9 * y], 1), 44100)"
+    )
+    return [python, "-c", code, str(NEW_SPEECH), SENTENCE]
+
+
+def run_step(name: str, cmd: list[str], steps: list[dict], env: dict[str, str] | None = None) -> None:
+    print(f"\n==> [{len(steps) + 1}] {name}: {' '.join(cmd[:6])}{' ...' if len(cmd) > 6 else ''}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})})
+    seconds = time.perf_counter() - t0
+    steps.append({"name": name, "seconds": round(seconds, 1), "ok": proc.returncode == 0})
+    save(steps)
+    if proc.returncode != 0:
+        print(
+            f"\nstep '{name}' failed (exit {proc.returncode}) after {seconds:.0f} s; fix the error above and run "
+            "`make demo` again: finished steps are not repeated.",
+            file=sys.stderr,
+        )
+        table(steps)
+        sys.exit(proc.returncode)
+    print(f"==> {name}: {seconds:.1f} s", flush=True)
+
+
+def save(steps: list[dict]) -> None:
+    TIMING.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "steps": steps,
+        "total_seconds": round(sum(s["seconds"] for s in steps), 1),
+        "cpu_count": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    tmp = TIMING.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(TIMING)
+
+
+def table(steps: list[dict]) -> None:
+    total = sum(s["seconds"] for s in steps)
+    print("\n| step | wall time |\n|---|---:|")
+    for s in steps:
+        print(f"| {s['name']} | {s['seconds'] / 60:.1f} min ({s['seconds']:.0f} s) |")
+    print(f"| **total** | **{total / 60:.1f} min** |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", type=int, default=2, help="stage-1 trainings run at once (one thread each)")
+    args = ap.parse_args()
+    venv_py = str(ROOT / ".venv" / "bin" / "python")
+    semtalk = str(ROOT / ".venv" / "bin" / "semtalk")
+    steps: list[dict] = []
+    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if args.jobs > 1 else None
+    run_step("set-up (.venv, pinned stack)", _make("setup"), steps)
+    run_step("embedded dataset", _make("dataset"), steps)
+    run_step("feature cache", _make("cache"), steps)
+    run_step("stage 1: RVQ-VAEs + global motion", _make("pretrain-vq", jobs=args.jobs), steps, one_thread)
+    run_step("stage 2: base generator", _make("train-base"), steps)
+    run_step("stage 3: sparse generator + Sem-gate", _make("train-sparse"), steps)
+    run_step("FGD encoder", _make("fgd"), steps)
+    NEW_SPEECH.parent.mkdir(parents=True, exist_ok=True)
+    if not NEW_SPEECH.exists():
+        run_step("new speech (espeak-ng, 44.1 kHz stereo)", write_new_speech(venv_py), steps)
+    gen = [semtalk, "generate", str(NEW_SPEECH), "--out", "outputs/demo", "--quiet"]
+    run_step("generate for unseen speech", gen, steps, {"HF_HUB_OFFLINE": "1"})
+    run_step("report (test split)", _make("report"), steps)
+    table(steps)
+    print(f"\nreport: reports/demo.md; generated motion: outputs/demo/; timing: {TIMING.relative_to(ROOT)}")
+    print("dashboards: make tensorboard (http://localhost:6006)")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ from semtalk.codec import MotionCodec
 from semtalk.generation import GeneratedMotion, decode_generated, generate_codes_autoregressive
 from semtalk.nn.base_generator import BaseGenerator
 from semtalk.nn.rhythm import RhythmConsistencyLoss
+from semtalk.schedules import check_schedule, lightning_optimizer
 from stages.test_report import check_test_options, record_test_clip, write_test_report
 
 BASE_KEY = "semtalk_base"
@@ -75,6 +76,8 @@ class BaseStage(L.LightningModule):
             the model's own latents).
         mask_start, mask_span_epochs, mask_until, mask_after: the masking schedule of passes 2 and 3.
         lr, adam_betas: Adam settings (reference: 5e-5, (0.5, 0.999); clip gradients at 0.99 in the trainer).
+            lr_schedule: `constant` (the reference), or `cosine` (per-step warm-up over `warmup` of the run, then
+            cosine decay; short runs).
         test_profile, fgd_encoder: what `semtalk test` scores with (`stages.test_report`): the metric profile
             (`semtalk2024` or `corrected`) and an FGD encoder file (None skips FGD). Test-time settings: not
             stored in the checkpoint's hyper-parameters, so the command line always decides them.
@@ -99,11 +102,14 @@ class BaseStage(L.LightningModule):
         mask_after: float = 0.35875,
         lr: float = 5e-5,
         adam_betas: tuple[float, float] = (0.5, 0.999),
+        lr_schedule: str = "constant",
+        warmup: float = 0.05,
         test_profile: str = "semtalk2024",
         fgd_encoder: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["test_profile", "fgd_encoder"])
+        check_schedule(lr_schedule)
         check_test_options(test_profile, fgd_encoder)
         self.test_profile, self.fgd_encoder = test_profile, fgd_encoder
         spec = dict(spec or {})
@@ -133,7 +139,9 @@ class BaseStage(L.LightningModule):
 
     # ------------------------------------------------------------------ set-up
     def configure_optimizers(self) -> Any:
-        return torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.adam_betas))
+        hp = self.hparams
+        opt = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=tuple(hp.adam_betas))
+        return lightning_optimizer(opt, hp.lr_schedule, self.trainer.estimated_stepping_batches, hp.warmup)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the tokenizers are loaded by path: their weights are not duplicated here, their hashes are recorded

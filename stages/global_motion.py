@@ -11,6 +11,7 @@ from torchmetrics import MeanMetric
 
 from semtalk.losses import time_diff
 from semtalk.nn.global_motion import GlobalMotionNet, integrate_translation, root_velocity
+from semtalk.schedules import check_schedule, lightning_optimizer
 
 GLOBAL_MOTION_KEY = "semtalk_global_motion"
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -29,7 +30,9 @@ class GlobalMotionStage(L.LightningModule):
     Args:
         width, layers, use_contacts: network settings (see `GlobalMotionNet`).
         loss_weights: overrides of `DEFAULT_WEIGHTS`.
-        lr, adam_betas: Adam settings. fps: frame rate of the data. spec: sizes from the datamodule (unused).
+        lr, adam_betas: Adam settings.
+            lr_schedule: `constant` (the reference), or `cosine` (per-step warm-up over `warmup` of the run, then
+            cosine decay; short runs). fps: frame rate of the data. spec: sizes from the datamodule (unused).
     """
 
     def __init__(
@@ -40,17 +43,22 @@ class GlobalMotionStage(L.LightningModule):
         loss_weights: dict[str, float] | None = None,
         lr: float = 1.5e-4,
         adam_betas: tuple[float, float] = (0.5, 0.999),
+        lr_schedule: str = "constant",
+        warmup: float = 0.05,
         fps: int = 30,
         spec: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        check_schedule(lr_schedule)
         self.net = GlobalMotionNet(width, layers, use_contacts)
         self.weights = {**DEFAULT_WEIGHTS, **(loss_weights or {})}
         self.val_error = MeanMetric()
 
     def configure_optimizers(self) -> Any:
-        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.adam_betas))
+        hp = self.hparams
+        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr, betas=tuple(hp.adam_betas))
+        return lightning_optimizer(opt, hp.lr_schedule, self.trainer.estimated_stepping_batches, hp.warmup)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[GLOBAL_MOTION_KEY] = {"fps": self.hparams.fps, "use_contacts": self.hparams.use_contacts}

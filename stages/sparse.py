@@ -12,6 +12,7 @@ from torchmetrics.classification import BinaryAccuracy
 
 from semtalk.generation import GeneratedMotion
 from semtalk.nn.sparse_generator import BODY_PARTS, SparseGenerator, fuse_codes
+from semtalk.schedules import check_schedule, lightning_optimizer
 from semtalk.tokenizer import file_sha256, load_checkpoint
 from stages.base import (
     BASE_KEY,
@@ -53,6 +54,8 @@ class SparseStage(L.LightningModule):
         beta: psi threshold of the fusion at generation.
         teacher_forcing, mask_*: as in `BaseStage`.
         lr, adam_betas: Adam settings.
+            lr_schedule: `constant` (the reference), or `cosine` (per-step warm-up over `warmup` of the run, then
+            cosine decay; short runs).
         test_profile, fgd_encoder: what `semtalk test` scores with, as in `BaseStage` (not stored in the
             checkpoint's hyper-parameters).
     """
@@ -76,11 +79,14 @@ class SparseStage(L.LightningModule):
         mask_after: float = 0.35875,
         lr: float = 5e-5,
         adam_betas: tuple[float, float] = (0.5, 0.999),
+        lr_schedule: str = "constant",
+        warmup: float = 0.05,
         test_profile: str = "semtalk2024",
         fgd_encoder: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["test_profile", "fgd_encoder"])
+        check_schedule(lr_schedule)
         check_test_options(test_profile, fgd_encoder)
         self.test_profile, self.fgd_encoder = test_profile, fgd_encoder
         if BASE_KEY not in load_checkpoint(base):  # weights_only; a file that cannot be read is named
@@ -131,7 +137,9 @@ class SparseStage(L.LightningModule):
     # ------------------------------------------------------------------ set-up
     def configure_optimizers(self) -> Any:
         params = [p for p in self.generator.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.hparams.lr, betas=tuple(self.hparams.adam_betas))
+        hp = self.hparams
+        opt = torch.optim.Adam(params, lr=hp.lr, betas=tuple(hp.adam_betas))
+        return lightning_optimizer(opt, hp.lr_schedule, self.trainer.estimated_stepping_batches, hp.warmup)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("base.")}

@@ -13,6 +13,7 @@ from semtalk.body.joints import FOOT_JOINTS
 from semtalk.body.parts import PART_DIMS, PART_JOINTS, PART_NAMES
 from semtalk.losses import foot_skate_loss, geodesic_loss, motion_dynamics_loss, rot6d_matrices
 from semtalk.nn.rvqvae import RVQVAE
+from semtalk.schedules import check_schedule, lightning_optimizer
 from semtalk.tokenizer import TOKENIZER_KEY, tokenizer_card
 
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -41,7 +42,8 @@ class VQStage(L.LightningModule):
         num_quantizers, codebook_size, decay, kmeans_init, threshold_ema_dead_code, rotation_trick,
             stochastic_sample_codes, sample_codebook_temp, quantize_dropout: residual quantizer settings.
         loss_weights: overrides of `DEFAULT_WEIGHTS`.
-        lr, adam_betas, lr_milestones, lr_gamma: Adam with step decay at the given epochs.
+        lr, adam_betas: Adam settings. lr_schedule: `step` (x`lr_gamma` at the epochs `lr_milestones`, the
+            reference), `constant`, or `cosine` (per-step warm-up over `warmup` of the run, then cosine decay).
         fps: frame rate of the data. spec: sizes from the datamodule, checked against the part's width.
     """
 
@@ -69,6 +71,8 @@ class VQStage(L.LightningModule):
         adam_betas: tuple[float, float] = (0.5, 0.999),
         lr_milestones: list[int] | None = None,
         lr_gamma: float = 0.3,
+        lr_schedule: str = "step",
+        warmup: float = 0.05,
         fps: int = 30,
         spec: dict[str, Any] | None = None,
     ) -> None:
@@ -76,6 +80,7 @@ class VQStage(L.LightningModule):
         if part not in PART_NAMES:
             raise ValueError(f"part must be one of {PART_NAMES}, got {part!r}")
         self.save_hyperparameters()
+        check_schedule(lr_schedule)
         self.part = part
         self.dim = PART_DIMS[part]
         data_dim = (spec or {}).get("part_dims", {}).get(part)
@@ -148,10 +153,8 @@ class VQStage(L.LightningModule):
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         opt = torch.optim.Adam(self.model.parameters(), lr=hp.lr, betas=tuple(hp.adam_betas))
-        if not hp.lr_milestones:
-            return opt
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(hp.lr_milestones), gamma=hp.lr_gamma)
-        return {"optimizer": opt, "lr_scheduler": sched}
+        steps = self.trainer.estimated_stepping_batches
+        return lightning_optimizer(opt, hp.lr_schedule, steps, hp.warmup, hp.lr_milestones, hp.lr_gamma)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TOKENIZER_KEY] = tokenizer_card(

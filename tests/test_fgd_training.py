@@ -19,7 +19,6 @@ from semtalk.metrics.evaluate import evaluate_folder
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, load_fgd_encoder
 from semtalk.metrics.fgd_training import (
     epoch_windows,
-    learning_rate_factor,
     load_fgd_encoder_file,
     read_fgd_metadata,
     rot6d_statistics,
@@ -27,6 +26,7 @@ from semtalk.metrics.fgd_training import (
     training_data_digest,
 )
 from semtalk.metrics.motion_inputs import fgd_rot6d
+from semtalk.schedules import warmup_cosine_factor
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_windows_and_schedule():
     assert all(s + 64 <= (200 if c == 0 else 64) for c, s in windows)
     starts = [s for c, s in windows if c == 0]
     assert len(starts) in (2, 3) and all(b - a == 64 for a, b in zip(starts, starts[1:], strict=False))
-    factors = [learning_rate_factor(s, 100) for s in range(100)]
+    factors = [warmup_cosine_factor(s, 100, 0.1) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False)) and factors[-1] < 0.01
 

@@ -33,6 +33,7 @@ from semtalk.data.beat2 import load_motion
 from semtalk.data.root import Beat2Root
 from semtalk.metrics.fgd_encoder import TEMPORAL_DOWNSAMPLE, FGDAutoencoder, file_digest, load_fgd_encoder
 from semtalk.metrics.motion_inputs import fgd_rot6d
+from semtalk.schedules import warmup_cosine_factor
 
 #: prefix of the identity of encoders trained here
 TRAINED_PREFIX = "trained"
@@ -66,14 +67,6 @@ def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def learning_rate_factor(step: int, total_steps: int, warmup: float = WARMUP) -> float:
-    """Linear warm-up over the first `warmup` share of the steps, then cosine decay to 0."""
-    ramp = max(1, round(warmup * total_steps))
-    if step < ramp:
-        return (step + 1) / ramp
-    return 0.5 * (1.0 + math.cos(math.pi * min(step - ramp, total_steps - ramp) / max(1, total_steps - ramp)))
 
 
 def rot6d_statistics(poses: Sequence[torch.Tensor], min_std: float = MIN_STD) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,7 +179,7 @@ def train_fgd_encoder(
         model = FGDAutoencoder().to(dev).train()
     standardise_first_shortcut(model, mean, std)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: learning_rate_factor(step, total_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine_factor(step, total_steps, WARMUP))
     losses: list[float] = []
     windows = 0
     bar = tqdm(range(epochs), desc="FGD autoencoder", unit="epoch", disable=not progress)

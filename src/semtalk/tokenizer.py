@@ -8,6 +8,7 @@ checkpoint that does not match what they were configured for, naming the mismatc
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: checkpoint not found; train the stage that writes it (see `make help`)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError, RuntimeError (zip), EOFError ...
+    except pickle.UnpicklingError as exc:  # pickled code or classes: refused, never run
+        lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "global" in ln.lower()]
+        detail = (lines[-1] if lines else str(exc).splitlines()[0])[:200]
+        raise ValueError(
+            f"{path}: not a loadable checkpoint: it holds pickled objects beyond tensors and plain data ({detail}), "
+            "which could run code when loaded, so it is refused. Fix: re-train it, or re-download it from a source "
+            "you trust"
+        ) from exc
+    except Exception as exc:  # RuntimeError (zip), EOFError ...
         raise ValueError(
             f"{path}: not a loadable checkpoint ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}). "
             "Only plain tensors and data are accepted (weights_only); re-train or re-download it"

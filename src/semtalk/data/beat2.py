@@ -270,6 +270,21 @@ def load_textgrid(path: str | Path, *, duration: float | None = None, tolerance:
     try:
         tg = textgrid.TextGrid.fromFile(str(path))
     except Exception as exc:  # the textgrid package raises bare Exceptions and ValueErrors
+        pair = exc.args if len(exc.args) == 2 and all(hasattr(a, "minTime") for a in exc.args) else None
+        if pair:  # its way of refusing two overlapping intervals
+            a, b = pair
+            raise DataError(
+                path,
+                f"intervals overlap: '{a.mark}' [{a.minTime:.3f}, {a.maxTime:.3f}] and "
+                f"'{b.mark}' [{b.minTime:.3f}, {b.maxTime:.3f}]",
+                "fix the alignment (each interval must end where the next starts)",
+            ) from exc
+        if isinstance(exc, ValueError) and len(exc.args) == 1 and isinstance(exc.args[0], (int, float)):
+            raise DataError(  # its way of refusing an interval outside the tier's [xmin, xmax]
+                path,
+                f"an interval lies outside its tier's time range (beyond {exc.args[0]} s)",
+                "fix the alignment (intervals must lie within the tier's xmin and xmax)",
+            ) from exc
         raise DataError(path, f"not a readable TextGrid ({exc})", "re-export it from Praat or an aligner") from exc
     if len(tg) == 0:
         raise DataError(path, "TextGrid has no tiers", "the first tier must hold the words")
@@ -339,14 +354,17 @@ def load_split(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "split table not found", "BEAT2 ships train_test_split.csv at the dataset root")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"id", "type"} <= set(reader.fieldnames):
-            raise DataError(path, f"header is {reader.fieldnames}, expected 'id,type'", "use BEAT2's two columns")
-        split: dict[str, str] = {}
-        for lineno, row in enumerate(reader, start=2):
-            clip_id, kind = (row["id"] or "").strip(), (row["type"] or "").strip()
-            if not clip_id or kind not in SPLIT_TYPES:
-                raise DataError(path, f"line {lineno}: bad row {row}", f"type must be one of {SPLIT_TYPES}")
-            split[clip_id] = kind
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not {"id", "type"} <= set(reader.fieldnames):
+                raise DataError(path, f"header is {reader.fieldnames}, expected 'id,type'", "use BEAT2's two columns")
+            split: dict[str, str] = {}
+            for lineno, row in enumerate(reader, start=2):
+                clip_id, kind = (row["id"] or "").strip(), (row["type"] or "").strip()
+                if not clip_id or kind not in SPLIT_TYPES:
+                    raise DataError(path, f"line {lineno}: bad row {row}", f"type must be one of {SPLIT_TYPES}")
+                split[clip_id] = kind
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(path, f"not a readable CSV table ({exc})", "write it as UTF-8 text, columns id,type") from exc
     return split

@@ -327,7 +327,17 @@ def build_cache(
                     started = time.perf_counter()
                     if name not in built:
                         built[name] = plans[name].build(device)
-                    outputs = built[name](item)
+                    try:
+                        outputs = built[name](item)
+                    except DataError:
+                        raise
+                    except ValueError as exc:  # the clip's content does not suit the extractor (e.g. too short)
+                        source = plans[name].sources[0] if plans[name].sources else "audio"
+                        raise DataError(
+                            getattr(beat2, SOURCE_PATHS[source])(cid),
+                            f"the {name} extractor cannot use clip {cid} ({exc})",
+                            "repair the clip, or drop it (remove its row from train_test_split.csv)",
+                        ) from exc
                     arrays.update(outputs)
                     keys[name] = sorted(outputs)
                     report.extractor_runs[name] = report.extractor_runs.get(name, 0) + 1

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from semtalk.body.joints import FPS
 from semtalk.body.parts import SMPLXParams, latent_all, split_parts
+from semtalk.data.errors import DataError
 
 #: per-frame arrays of a cached clip, cut along time with the window
 FRAME_KEYS: tuple[str, ...] = (
@@ -85,7 +86,14 @@ class _ClipFiles:
 
         h = self._open.get(i)
         if h is None:
-            h = safe_open(str(self.paths[i]), framework="numpy")
+            try:
+                h = safe_open(str(self.paths[i]), framework="numpy")
+            except Exception as exc:  # SafetensorError, OSError: truncated, overwritten or missing
+                raise DataError(
+                    self.paths[i],
+                    f"cached clip file cannot be read ({exc.__class__.__name__}: {exc})",
+                    "rerun `semtalk cache ROOT CACHE` (or the DataModule's prepare_data): it rebuilds damaged files",
+                ) from exc
             self._open[i] = h
             if len(self._open) > self.max_open:
                 self._open.popitem(last=False)

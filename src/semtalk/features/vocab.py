@@ -77,7 +77,13 @@ class Vocab:
         """Read a `vocab.json` (and optionally a `.npy` embedding matrix)."""
         path = Path(path)
         data = json.loads(path.read_text(encoding="utf-8"))
-        emb = np.load(embeddings) if embeddings is not None and Path(embeddings).is_file() else None
+        emb = None
+        if embeddings is not None and Path(embeddings).is_file():
+            try:
+                emb = np.load(embeddings, allow_pickle=False)  # a pickled object array is refused, never run
+            except (ValueError, OSError, EOFError) as exc:
+                raise DataError(embeddings, f"not a plain .npy embedding matrix ({exc})",
+                                "rebuild the cache (`semtalk cache`)") from exc  # fmt: skip
         return cls(data["words"], emb, source=data.get("source", str(path)))
 
 

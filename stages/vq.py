@@ -42,6 +42,8 @@ class VQStage(L.LightningModule):
         num_quantizers, codebook_size, decay, kmeans_init, threshold_ema_dead_code, rotation_trick,
             stochastic_sample_codes, sample_codebook_temp, quantize_dropout: residual quantizer settings.
         loss_weights: overrides of `DEFAULT_WEIGHTS`.
+        joint_crop: in training, the joint-position and foot-skate losses run on a random contiguous crop of this
+            many frames (forward kinematics is the costliest part of a CPU step); 0 uses every frame.
         lr, adam_betas: Adam settings. lr_schedule: `step` (x`lr_gamma` at the epochs `lr_milestones`, the
             reference), `constant`, or `cosine` (per-step warm-up over `warmup` of the run, then cosine decay).
         fps: frame rate of the data. spec: sizes from the datamodule, checked against the part's width.
@@ -67,6 +69,7 @@ class VQStage(L.LightningModule):
         sample_codebook_temp: float = 0.5,
         quantize_dropout: bool = False,
         loss_weights: dict[str, float] | None = None,
+        joint_crop: int = 0,
         lr: float = 1.5e-4,
         adam_betas: tuple[float, float] = (0.5, 0.999),
         lr_milestones: list[int] | None = None,
@@ -199,6 +202,11 @@ class VQStage(L.LightningModule):
         if self.part == "lower":
             losses["translation"] = F.l1_loss(pred[..., 54:57], gt[..., 54:57])
             losses["contact"] = F.mse_loss(pred[..., 57:61], gt[..., 57:61])
+        crop = self.hparams.joint_crop
+        if self.training and 0 < crop < pred.shape[1]:
+            # forward kinematics on a random contiguous crop: consecutive frames keep the foot velocities valid
+            start = int(torch.randint(0, pred.shape[1] - crop + 1, ()))
+            pred, gt = pred[:, start : start + crop], gt[:, start : start + crop]
         joints_p = self._part_joints(pred, betas)
         if joints_p is not None:
             with torch.no_grad():

@@ -146,3 +146,24 @@ def test_joint_losses_with_a_body_model(tmp_path, smplx_root, part):
     assert stage.feature_count > 0
     base = stage.reconstruction_error(stage.mean_pose(batch[part]), batch[part], batch["betas"])
     assert (base > 0.001).all()
+
+
+def test_joint_crop_runs_kinematics_on_a_contiguous_crop(smplx_root):
+    train, _ = _loaders(n=4, frames=32, batch=2)
+    batch = next(iter(train))
+    x, betas = batch["lower"], batch["betas"]
+    pred = x.clone()
+    pred[:, 20:, :54] += 0.2  # only frames 20.. are wrong
+    stage = VQStage("lower", smplx_root=str(smplx_root), joint_crop=8, **TINY)
+    seen = []
+    part_joints = stage._part_joints
+    stage._part_joints = lambda feats, b: seen.append(feats.shape[1]) or part_joints(feats, b)
+    stage.train()
+    torch.manual_seed(0)
+    crops = [float(stage.part_losses(pred, x, betas)["joints"]) for _ in range(12)]
+    assert set(seen) == {8}, "forward kinematics must run on the 8-frame crop in training"
+    assert min(crops) < 1e-10 < max(crops), "crops before frame 20 are exact, later ones are not"
+    seen.clear()
+    stage.eval()
+    full = stage.part_losses(pred, x, betas)["joints"]
+    assert set(seen) == {32} and full > 0, "evaluation uses every frame"

@@ -382,9 +382,24 @@ class BaseGenerator(nn.Module):
         `codes_of(part, level, indices (B, T/4)) -> (B, T/4, D)` looks up the tokenizer's code vectors of the
         predicted indices, which then feed the next residual levels; None feeds the model's own latents, as
         SemTalk's code does."""
+        return self.generate_codes_and_latents(hubert, beat, latent_all, mask, speaker, codes_of, use_audio_body)[0]
+
+    @torch.no_grad()
+    def generate_codes_and_latents(
+        self,
+        hubert: torch.Tensor,
+        beat: torch.Tensor,
+        latent_all: torch.Tensor,
+        mask: torch.Tensor,
+        speaker: torch.Tensor,
+        codes_of: CodesOf | None = None,
+        use_audio_body: bool = True,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """`generate_codes` and `forward_latents` of the same inputs from one encoder pass: codes part ->
+        `(B, T/4, Q)` int64 and cascaded latents part -> `(B, T/4, D)` (what the sparse generator blends with)."""
         _, cascaded, (ff, fb, _, _) = self._encode(hubert, beat, latent_all, mask, speaker, use_audio_body)
         out = {}
         for p in PARTS:
             feed = None if codes_of is None else (lambda level, idx, p=p: codes_of(p, level, idx))
             out[p] = self.predictors[p].generate(cascaded[p], ff if p == "face" else fb, feed)
-        return out
+        return out, cascaded

@@ -1,6 +1,6 @@
 """The main job, end to end, with the wall time of every step: `make demo` runs this.
 
-    python3 scripts/demo.py [--jobs 2] [--skip-setup]
+    python3 scripts/demo.py [--jobs 2]
 
 Steps (each a Make target, so an interrupted run resumes where it stopped and a finished step is a no-op):
 set-up -> embedded dataset -> feature cache -> stage 1 (the four RVQ-VAEs and the global-motion net, `--jobs`

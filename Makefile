@@ -18,7 +18,8 @@ SIZE ?= demo
 # extra LightningCLI flags for every stage, e.g. TRAIN_ARGS="--trainer.precision bf16-mixed --trainer.devices 2"
 TRAIN_ARGS ?=
 CKPT := checkpoints
-PARTS := face upper hands lower
+# longest training first, so that `make -j2 pretrain-vq` finishes sooner
+PARTS := upper lower face hands
 paper = $(if $(filter paper,$(SIZE)),-c configs/paper/$(1).yaml)
 resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt)
 fit = $(SEMTALK) fit -c configs/trainer.yaml -c $(DATA_CFG) --trainer.logger.init_args.name $(1)

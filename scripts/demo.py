@@ -4,8 +4,8 @@
 
 Steps (each a Make target, so an interrupted run resumes where it stopped and a finished step is a no-op):
 set-up -> embedded dataset -> feature cache -> stage 1 (the four RVQ-VAEs and the global-motion net, `--jobs`
-trainings at a time) -> stage 2 (base) -> stage 3 (sparse) -> FGD encoder -> generation for a speech file the
-project has never seen (new espeak-ng speech, 44.1 kHz stereo) -> the results report `reports/demo.md`.
+trainings at a time, the FGD encoder beside them) -> stage 2 (base) -> stage 3 (sparse) -> generation for a speech
+file the project has never seen (new espeak-ng speech, 44.1 kHz stereo) -> the results report `reports/demo.md`.
 The per-step times go to `runs/demo_timing.json` (read by the report) and are printed at the end.
 
 Only the standard library is used, so the script runs before the virtual environment exists.
@@ -97,10 +97,11 @@ def main() -> None:
     run_step("set-up (.venv, pinned stack)", _make("setup"), steps)
     run_step("embedded dataset", _make("dataset"), steps)
     run_step("feature cache", _make("cache"), steps)
-    run_step("stage 1: RVQ-VAEs + global motion", _make("pretrain-vq", jobs=args.jobs), steps, one_thread)
+    # the FGD encoder needs only the dataset: it trains beside the tokenizers
+    stage1 = _make("pretrain-vq", "fgd", jobs=args.jobs)
+    run_step("stage 1: RVQ-VAEs + global motion, FGD encoder", stage1, steps, one_thread)
     run_step("stage 2: base generator", _make("train-base"), steps)
     run_step("stage 3: sparse generator + Sem-gate", _make("train-sparse"), steps)
-    run_step("FGD encoder", _make("fgd"), steps)
     NEW_SPEECH.parent.mkdir(parents=True, exist_ok=True)
     if not NEW_SPEECH.exists():
         run_step("new speech (espeak-ng, 44.1 kHz stereo)", write_new_speech(venv_py), steps)

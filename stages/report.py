@@ -15,6 +15,7 @@ Rows (every row covers the same frames of each clip: its generated length, `4 + 
 | ground_truth | the clip's own motion |
 | mean_pose | the training split's mean pose and expression on every frame, root at the clip's first frame |
 | shuffled_audio | the full model driven by another clip's speech (a fixed derangement: clip i gets clip i+1's) |
+| base_shuffled | the base checkpoint driven by another clip's speech (the same derangement) |
 | base_only | the base (rhythm) checkpoint |
 | full | the sparse checkpoint with the Sem-gate fusion |
 | random_psi | the full checkpoint with psi replaced by uniform random values (fixed seed) |
@@ -44,9 +45,9 @@ import torch
 import yaml
 from torch import nn
 
-from semtalk.body.joints import FPS, JAW_JOINT
+from semtalk.body.joints import EYE_JOINTS, FPS, JAW_JOINT, NUM_JOINTS
 from semtalk.body.model import BodyModel, BodyOutput
-from semtalk.body.rotations import axis_angle_to_rot6d, rot6d_to_axis_angle
+from semtalk.body.rotations import axis_angle_to_matrix, axis_angle_to_rot6d, geodesic_angle, rot6d_to_axis_angle
 from semtalk.data.beat2 import load_motion, load_sem
 from semtalk.data.datamodule import Beat2DataModule
 from semtalk.data.root import Beat2Root
@@ -69,10 +70,11 @@ TABLE1_ROWS: dict[str, str] = {
     "ground_truth": "ground truth",
     "mean_pose": "mean pose",
     "shuffled_audio": "shuffled audio (full model, another clip's speech)",
+    "base_shuffled": "shuffled audio (base only)",
     "base_only": "base only (SemTalk*)",
     "full": "full model (SemTalk)",
 }
-TABLE1_METRICS = ("fgd", "bc", "bc_contrast", "diversity", "face_mse", "lvd", "lipsync_z")
+TABLE1_METRICS = ("fgd", "bc", "bc_contrast", "diversity", "face_mse", "lvd", "lipsync_z", "rotation_error")
 TABLE2_METRICS = ("fgd", "bc", "diversity")
 RANDOM_PSI_SEED = 0
 GATE_CLAIM = 0.80
@@ -186,6 +188,7 @@ def generate_clips(
     clips: Sequence[ClipData],
     speech_from: Sequence[int] | None = None,
     psi_override: Callable[[int, int], torch.Tensor] | None = None,
+    observe: Callable[..., None] | None = None,
 ) -> list[Motion]:
     """Generate every clip in one batch: codes autoregressively over the longest clip, then each clip's own codes
     decoded to its own length (the same result as generating the clip alone).
@@ -196,6 +199,7 @@ def generate_clips(
         speech_from: index of the clip whose speech drives clip i (default: its own); another clip's speech is
             looped to cover clip i's length.
         psi_override: sparse stage only: `f(window, tokens) -> (B, tokens)` psi replacing the gate's.
+        observe: sparse stage only: `f(window, base_codes, fused_codes, psi)` per window (`SparseStage.window_fn`).
     """
     source = list(range(len(clips))) if speech_from is None else list(speech_from)
     frames = max(c.frames for c in clips)
@@ -220,7 +224,8 @@ def generate_clips(
     start = torch.cat([c.start_trans for c in clips])
     with torch.no_grad():
         if isinstance(stage, SparseStage):
-            fn = stage.window_fn(speaker, clip_text, float(stage.hparams.beta), psi_override=psi_override)
+            beta = float(stage.hparams.beta)
+            fn = stage.window_fn(speaker, clip_text, beta, psi_override=psi_override, observe=observe)
         else:
             fn = stage.window_fn(speaker)
         codec = stage.codec
@@ -244,6 +249,19 @@ def generate_clips(
                 )
             )
     return out
+
+
+def rotation_error(motions: Sequence[Motion], clips: Sequence[ClipData]) -> float:
+    """Mean geodesic angle (radians) between generated and ground-truth joint rotations over the 53 modelled
+    joints (eyes excluded) and every frame of every clip (frame-weighted)."""
+    keep = [j for j in range(NUM_JOINTS) if j not in EYE_JOINTS]
+    total, frames = 0.0, 0
+    for m, c in zip(motions, clips):
+        pred = axis_angle_to_matrix(torch.from_numpy(m.poses).double().reshape(-1, NUM_JOINTS, 3)[:, keep])
+        gt = axis_angle_to_matrix(torch.from_numpy(c.poses).double().reshape(-1, NUM_JOINTS, 3)[:, keep])
+        total += float(geodesic_angle(pred, gt).mean(-1).sum())
+        frames += c.frames
+    return total / max(frames, 1)
 
 
 def random_psi(batch: int, seed: int = RANDOM_PSI_SEED) -> Callable[[int, int], torch.Tensor]:
@@ -279,6 +297,35 @@ class GateStats:
     @property
     def semantic_share(self) -> float:
         return self.semantic / self.tokens if self.tokens else math.nan
+
+
+@dataclass
+class FusionCheck:
+    """`SparseStage.window_fn`'s `observe` callback: per window, the fused codes against the base codes of the
+    same window (same seed frames), counted per token: body-part tokens that differ, split by whether the gate
+    selected them (`psi > beta`), and face tokens that differ (the face always comes from the base)."""
+
+    beta: float = 0.5
+    open_tokens: int = 0
+    open_changed: int = 0
+    closed_tokens: int = 0
+    closed_changed: int = 0
+    face_changed: int = 0
+
+    def __call__(self, window: int, base_codes: dict, fused: dict, psi: torch.Tensor) -> None:
+        select = psi > self.beta
+        changed = torch.zeros_like(select)
+        for part in ("upper", "hands", "lower"):
+            changed |= (fused[part] != base_codes[part]).any(-1)
+        self.face_changed += int((fused["face"] != base_codes["face"]).any(-1).sum())
+        self.open_tokens += int(select.sum())
+        self.open_changed += int((changed & select).sum())
+        self.closed_tokens += int((~select).sum())
+        self.closed_changed += int((changed & ~select).sum())
+
+    @property
+    def holds(self) -> bool:
+        return self.closed_changed == 0 and self.face_changed == 0
 
 
 def gate_stats(psis: Sequence[np.ndarray | None], clips: Sequence[ClipData], beta: float, frames_per_token: int = 4):
@@ -607,6 +654,8 @@ def _cell(res: dict[str, Any] | None, key: str) -> str:
 
 
 def _header(key: str) -> str:
+    if key == "rotation_error":
+        return "rotation error (rad) ↓"
     if key == "lipsync_z":
         return "lip-sync z ↑"
     if key == "bc_contrast":
@@ -623,7 +672,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def claims(results: dict[str, dict[str, Any]], gate: dict[str, GateStats]) -> list[tuple[str, bool, str]]:
+def claims(
+    results: dict[str, dict[str, Any]], gate: dict[str, GateStats], fusion: FusionCheck | None = None
+) -> list[tuple[str, bool, str]]:
     """The report's claims, each (statement, holds, the numbers)."""
 
     def fgd(row: str) -> float:
@@ -639,6 +690,22 @@ def claims(results: dict[str, dict[str, Any]], gate: dict[str, GateStats]) -> li
     ):
         holds = fgd(a) < fgd(b)
         out.append((f"FGD {a} < FGD {b}", holds, f"{fgd(a):.6g} vs {fgd(b):.6g}"))
+
+    def value(row: str, key: str) -> float:
+        return float(results[row].get(key, math.nan))
+
+    # the base alone: in sync with its own speech, and nearer the ground truth than the mean pose
+    for key, a, b, higher in (
+        ("bc", "base_only", "base_shuffled", True),
+        ("bc_contrast", "base_only", "base_shuffled", True),
+        ("lipsync_z", "base_only", "base_shuffled", True),
+        ("lipsync_z", "full", "shuffled_audio", True),
+        ("rotation_error", "base_only", "mean_pose", False),
+        ("rotation_error", "full", "mean_pose", False),
+    ):
+        va, vb = value(a, key), value(b, key)
+        holds = va > vb if higher else va < vb
+        out.append((f"{key} {a} {'>' if higher else '<'} {key} {b}", holds, f"{va:.6g} vs {vb:.6g}"))
     acc = gate["full"].accuracy
     closed = gate["without_gate"].accuracy
     out.append(
@@ -648,6 +715,15 @@ def claims(results: dict[str, dict[str, Any]], gate: dict[str, GateStats]) -> li
             f"{acc:.4f} (a gate that never opens scores {closed:.4f}; random psi {gate['random_psi'].accuracy:.4f})",
         )
     )
+    if fusion is not None:
+        out.append(
+            (
+                "the fused codes differ from the base codes only on tokens the gate selected",
+                fusion.holds,
+                f"body tokens changed: {fusion.closed_changed} of {fusion.closed_tokens} closed, "
+                f"{fusion.open_changed} of {fusion.open_tokens} open; face tokens changed: {fusion.face_changed}",
+            )
+        )
     return out
 
 
@@ -859,6 +935,7 @@ def build_report(
     body = FaceMeshBody(BodyModel(dm.spec["smplx_root"]))
     scorer = Scorer(out_dir, clips, root.audio_path(clips[0].clip_id).parent, body, fgd, mean_vel)
 
+    fusion = FusionCheck(beta)
     motions: dict[str, list[Motion]] = {
         "ground_truth": [Motion(c.poses, c.trans, c.expressions) for c in clips],
     }
@@ -873,8 +950,9 @@ def build_report(
     ]
     jobs: list[tuple[str, Callable[[], list[Motion]]]] = [
         ("base_only", lambda: generate_clips(base, clips)),
-        ("full", lambda: generate_clips(full, clips)),
+        ("full", lambda: generate_clips(full, clips, observe=fusion)),
         ("shuffled_audio", lambda: generate_clips(full, clips, derangement(len(clips)))),
+        ("base_shuffled", lambda: generate_clips(base, clips, derangement(len(clips)))),
         ("random_psi", lambda: generate_clips(full, clips, psi_override=random_psi(len(clips)))),
     ]
     for name, stage in ablation_stages.items():
@@ -895,12 +973,14 @@ def build_report(
         threshold = float((dm.extractor_config.get("semantic") or {}).get("threshold", 0.1))
         figures = write_figures(out_dir, root, clips, motions, body, beta, threshold)
         results = pool.results()
+    for name, rows in motions.items():
+        results[name]["rotation_error"] = rotation_error(rows, clips)
 
     gate = {"without_gate": gate_stats([None] * len(clips), clips, beta)}
     gated = {"full": full, "random_psi": full, **{n: s for n, s in ablation_stages.items() if s is not None}}
     for name, stage in gated.items():
         gate[name] = gate_stats([m.psi for m in motions[name]], clips, float(stage.hparams.beta))
-    claim_rows = claims(results, gate)
+    claim_rows = claims(results, gate, fusion)
     seconds = time.perf_counter() - t_start
     text = render_markdown(
         split=split,
@@ -925,6 +1005,7 @@ def build_report(
         "rows": results,
         "gate": {k: {**vars(g), "accuracy": g.accuracy, "open_share": g.open_share} for k, g in gate.items()},
         "claims": [{"claim": t, "holds": h, "numbers": n} for t, h, n in claim_rows],
+        "fusion": vars(fusion),
         "ablations": {k: (str(v) if v else None) for k, v in ablation_paths.items()},
         "figures": {k: (str(v) if isinstance(v, Path) else v) for k, v in figures.items()},
         "seconds": round(seconds, 2),

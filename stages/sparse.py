@@ -230,9 +230,11 @@ class SparseStage(L.LightningModule):
         psi_scale=None,
         mode: str = "full",
         psi_override=None,
+        observe=None,
     ):
         """One fused window. `clip (B, G, Dc)` has one sentence feature per generation window; `psi_override`:
-        optional `f(window, tokens) -> (B, tokens)` replacing the gate's psi (W_f, the blend and the fusion)."""
+        optional `f(window, tokens) -> (B, tokens)` replacing the gate's psi (W_f, the blend and the fusion);
+        `observe`: optional `f(window, base_codes, fused_codes, psi)` called with every window's codes."""
         base = self.base
 
         def run(feats, latent, mask, k):
@@ -263,7 +265,10 @@ class SparseStage(L.LightningModule):
             )
             if psi_scale is not None:
                 psi = (psi * psi_scale(k, psi.shape[1])).clamp(0, 1)
-            return fuse_codes(base_codes, sparse_codes, psi, beta), psi
+            fused = fuse_codes(base_codes, sparse_codes, psi, beta)
+            if observe is not None:
+                observe(k, base_codes, fused, psi)
+            return fused, psi
 
         return run
 

@@ -44,6 +44,9 @@ class VQStage(L.LightningModule):
         loss_weights: overrides of `DEFAULT_WEIGHTS`.
         joint_crop: in training, the joint-position and foot-skate losses run on a random contiguous crop of this
             many frames (forward kinematics is the costliest part of a CPU step); 0 uses every frame.
+        feature_loss: `raw` (the reference: smooth L1 on the features as they are) or `normalized` (on the features
+            standardised by the training statistics, so that low-variance channels such as the spine rotations,
+            whose errors the lever arm to the head and hands multiplies, are reconstructed too).
         lr, adam_betas: Adam settings. lr_schedule: `step` (x`lr_gamma` at the epochs `lr_milestones`, the
             reference), `constant`, or `cosine` (per-step warm-up over `warmup` of the run, then cosine decay).
         fps: frame rate of the data. spec: sizes from the datamodule, checked against the part's width.
@@ -70,6 +73,7 @@ class VQStage(L.LightningModule):
         quantize_dropout: bool = False,
         loss_weights: dict[str, float] | None = None,
         joint_crop: int = 0,
+        feature_loss: str = "raw",
         lr: float = 1.5e-4,
         adam_betas: tuple[float, float] = (0.5, 0.999),
         lr_milestones: list[int] | None = None,
@@ -82,6 +86,8 @@ class VQStage(L.LightningModule):
         super().__init__()
         if part not in PART_NAMES:
             raise ValueError(f"part must be one of {PART_NAMES}, got {part!r}")
+        if feature_loss not in ("raw", "normalized"):
+            raise ValueError(f"feature_loss must be 'raw' or 'normalized', got {feature_loss!r}")
         self.save_hyperparameters()
         check_schedule(lr_schedule)
         self.part = part
@@ -187,7 +193,11 @@ class VQStage(L.LightningModule):
 
     def part_losses(self, pred: torch.Tensor, gt: torch.Tensor, betas: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Reconstruction losses of this part (unweighted), `(B, T, D)` each."""
-        losses: dict[str, torch.Tensor] = {"features": F.smooth_l1_loss(pred, gt)}
+        losses: dict[str, torch.Tensor]
+        if self.hparams.get("feature_loss", "raw") == "normalized":
+            losses = {"features": F.smooth_l1_loss(self.model.normalize(pred), self.model.normalize(gt))}
+        else:
+            losses = {"features": F.smooth_l1_loss(pred, gt)}
         n_rot = 6 * len(PART_JOINTS[self.part])
         losses["geodesic"] = geodesic_loss(pred[..., :n_rot], gt[..., :n_rot])
         kind = "mse" if self.part == "face" else "l1"

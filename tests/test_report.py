@@ -118,7 +118,7 @@ def test_report_tables_claims_and_files(project, report):
     t1 = _table(text, "Table 1")
     assert set(t1) == set(TABLE1_ROWS.values())
     for label, cells in t1.items():
-        assert len(cells) == 7
+        assert len(cells) == 8
         if label != "mean pose":  # a constant jaw has no lip-sync correlation
             assert all(math.isfinite(float(c)) for c in cells), (label, cells)
     # the table prints the paper-scaled values of metrics.json
@@ -126,7 +126,10 @@ def test_report_tables_claims_and_files(project, report):
     assert float(t1["full model (SemTalk)"][0]) == pytest.approx(rows["full"]["fgd"] * 10, abs=1e-3)
     assert float(t1["base only (SemTalk*)"][4]) == pytest.approx(rows["base_only"]["face_mse"] * 1e8, abs=1e-3)
     assert rows["ground_truth"]["fgd"] == pytest.approx(0.0, abs=1e-4)
-    for row in ("mean_pose", "shuffled_audio", "base_only", "full", "random_psi", "wf_only"):
+    assert rows["ground_truth"]["rotation_error"] == pytest.approx(0.0, abs=1e-6)
+    assert float(t1["mean pose"][7]) == pytest.approx(rows["mean_pose"]["rotation_error"], rel=1e-3)
+    for row in ("mean_pose", "shuffled_audio", "base_shuffled", "base_only", "full", "random_psi", "wf_only"):
+        assert rows[row]["rotation_error"] > 0.0
         for key in ("fgd", "bc", "diversity", "face_mse", "lvd", "bc_contrast"):
             assert math.isfinite(rows[row][key]), (row, key)
         assert rows[row]["frames"] == sum(clips.values())
@@ -142,11 +145,19 @@ def test_report_tables_claims_and_files(project, report):
     assert gate["without_gate"]["accuracy"] == pytest.approx(1 - gate["full"]["semantic"] / gate["full"]["tokens"])
 
     claims = re.findall(r"^- \*\*(holds|does not hold)\*\*: (.+)$", text, flags=re.M)
-    assert len(claims) == 6 and len(metrics["claims"]) == 6
+    assert len(claims) == 13 and len(metrics["claims"]) == 13
+    fusion = metrics["fusion"]
+    assert fusion["closed_changed"] == 0 and fusion["face_changed"] == 0 and metrics["claims"][-1]["holds"]
+    assert fusion["open_tokens"] + fusion["closed_tokens"] > 0
     for (verdict, line), claim in zip(claims, metrics["claims"]):
         assert (verdict == "holds") == claim["holds"] and claim["claim"] in line
     full_vs_base = metrics["claims"][0]
     assert full_vs_base["holds"] == (rows["full"]["fgd"] < rows["base_only"]["fgd"])
+    by_text = {c["claim"]: c["holds"] for c in metrics["claims"]}
+    assert by_text["bc base_only > bc base_shuffled"] == (rows["base_only"]["bc"] > rows["base_shuffled"]["bc"])
+    assert by_text["rotation_error base_only < rotation_error mean_pose"] == (
+        rows["base_only"]["rotation_error"] < rows["mean_pose"]["rotation_error"]
+    )
 
     assert "| dataset | 1.5 |" in text and "9.2" in text  # the timing file
     assert "random-init" not in text.split("## Table 1")[0]  # a seed-1 encoder file is not the seed-0 init
@@ -177,6 +188,7 @@ def test_report_rows_differ_where_they_should(report):
     gt, mean = poses("ground_truth"), poses("mean_pose")
     assert np.allclose(mean, mean[:1])  # one pose on every frame
     assert not np.allclose(poses("full"), poses("shuffled_audio"))  # other speech, other motion
+    assert not np.allclose(poses("base_only"), poses("base_shuffled"))
     assert not np.allclose(poses("full"), gt)
     with np.load(assets / "mean_pose" / f"{clip}.npz") as m, np.load(assets / "ground_truth" / f"{clip}.npz") as g:
         assert np.allclose(m["trans"], g["trans"][:1])  # the root stays at the clip's first frame

@@ -167,3 +167,21 @@ def test_joint_crop_runs_kinematics_on_a_contiguous_crop(smplx_root):
     stage.eval()
     full = stage.part_losses(pred, x, betas)["joints"]
     assert set(seen) == {32} and full > 0, "evaluation uses every frame"
+
+
+def test_normalized_feature_loss_weighs_channels_by_their_spread():
+    raw, norm = VQStage("hands", **TINY), VQStage("hands", feature_loss="normalized", **TINY)
+    std = torch.full((raw.dim,), 1.0)
+    std[0] = 0.02  # a low-variance channel
+    for stage in (raw, norm):
+        stage.model.set_statistics(torch.zeros(raw.dim), std)
+    gt = torch.zeros(2, 8, raw.dim)
+    small = gt.clone()
+    small[..., 0] = 0.02  # one spread of error on the low-variance channel
+    large = gt.clone()
+    large[..., 1] = 0.02  # the same absolute error on a unit-variance channel
+    assert raw.part_losses(small, gt, None)["features"] == pytest.approx(raw.part_losses(large, gt, None)["features"])
+    n_small, n_large = norm.part_losses(small, gt, None)["features"], norm.part_losses(large, gt, None)["features"]
+    assert n_small > 100 * n_large  # standardised: an error of one std costs far more than 0.02 std
+    with pytest.raises(ValueError, match="feature_loss"):
+        VQStage("hands", feature_loss="whitened", **TINY)

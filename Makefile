@@ -18,8 +18,7 @@ SIZE ?= demo
 # extra LightningCLI flags for every stage, e.g. TRAIN_ARGS="--trainer.precision bf16-mixed --trainer.devices 2"
 TRAIN_ARGS ?=
 CKPT := checkpoints
-# longest training first, so that `make -j2 pretrain-vq` finishes sooner
-PARTS := upper lower face hands
+PARTS := face upper hands lower
 paper = $(if $(filter paper,$(SIZE)),-c configs/paper/$(1).yaml)
 resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt)
 fit = $(SEMTALK) fit -c configs/trainer.yaml -c $(DATA_CFG) --trainer.logger.init_args.name $(1)
@@ -78,7 +77,9 @@ cache: setup $(CACHE)/manifest.json ## extract and cache the features (resumable
 $(CACHE)/manifest.json: $(DATA)/.complete $(EXTRACTORS)
 	$(SEMTALK) cache $(DATA) $(CACHE) --extractors $(EXTRACTORS)
 
-pretrain-vq: cache $(foreach p,$(PARTS),$(CKPT)/vq_$(p).ckpt) $(CKPT)/global_motion.ckpt ## stage 1: the four part RVQ-VAEs and the global-motion net
+# the longest trainings first, so that `make -j2 pretrain-vq` finishes sooner
+STAGE1 := $(CKPT)/vq_upper.ckpt $(CKPT)/vq_lower.ckpt $(CKPT)/global_motion.ckpt $(CKPT)/vq_face.ckpt $(CKPT)/vq_hands.ckpt
+pretrain-vq: cache $(STAGE1) ## stage 1: the four part RVQ-VAEs and the global-motion net
 
 $(CKPT)/vq_%.ckpt: $(CACHE)/manifest.json configs/vq/default.yaml configs/vq/%.yaml
 	$(call fit,vq_$*) -c configs/vq/default.yaml -c configs/vq/$*.yaml $(call paper,vq) --export $@ $(call resume,vq_$*) $(TRAIN_ARGS)

@@ -44,9 +44,16 @@ class PeriodicPositionalEncoding(nn.Module):
         self.period = period
         self.dropout = nn.Dropout(dropout)
 
+    def codes(self, frames: int, device: torch.device | None = None) -> torch.Tensor:
+        """`(frames, D)` the codes added to the first `frames` positions."""
+        return self.pe[torch.arange(frames, device=device) % self.period]
+
+    def token_codes(self, tokens: int, frames_per_token: int, device: torch.device | None = None) -> torch.Tensor:
+        """`(tokens, D)` the mean code of each token's frames: token t covers frames `t*f .. t*f + f - 1`."""
+        return self.codes(tokens * frames_per_token, device).unflatten(0, (tokens, frames_per_token)).mean(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        idx = torch.arange(x.shape[1], device=x.device) % self.period
-        return self.dropout(x + self.pe[idx].to(x.dtype))
+        return self.dropout(x + self.codes(x.shape[1], x.device).to(x.dtype))
 
 
 def decoder_stack(dim: int, heads: int, ff: int, layers: int, dropout: float = 0.1) -> nn.TransformerDecoder:

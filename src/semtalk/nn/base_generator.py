@@ -80,6 +80,8 @@ class BodyTrunk(nn.Module):
             window: period of the positional encoding; dropout: attention/PE dropout.
         speaker_in_cross_query: add the speaker embedding to the cross-attention query. SemTalk's code computes
             this sum and overwrites it on the next line, so the released model has False.
+        memory_pe: add the positional encoding to the cross-attention memory too (SemTalk's code: False, so the
+            attention cannot align a frame of the memory with the same frame of the query).
     """
 
     def __init__(
@@ -94,9 +96,11 @@ class BodyTrunk(nn.Module):
         window: int,
         dropout: float,
         speaker_in_cross_query: bool = False,
+        memory_pe: bool = False,
     ) -> None:
         super().__init__()
         self.speaker_in_cross_query = speaker_in_cross_query
+        self.memory_pe = memory_pe
         self.hint_mlp = MLP(motion_f, hidden, motion_f)
         self.hint_proj = nn.Linear(motion_f, hidden)
         self.speaker = nn.Embedding(num_speakers, hidden)
@@ -121,7 +125,8 @@ class BodyTrunk(nn.Module):
         x = self.self_attention(x)
         if memory is not None:
             query = x + spk[:, None] if self.speaker_in_cross_query else x
-            x = x + self.cross_attention(self.pe(query), self.memory_proj(memory))
+            memory = self.memory_proj(memory)
+            x = x + self.cross_attention(self.pe(query), self.pe(memory) if self.memory_pe else memory)
         x = downsample_time(self.down, x)  # (B, T/2, H)
         # the speaker sequence is constant in time: its stride-2 convolution is one value, broadcast
         spk2 = self.speaker_down(spk[:, :, None].expand(-1, -1, 2)).transpose(1, 2)  # (B, 1, H)
@@ -135,7 +140,10 @@ class BodyTrunk(nn.Module):
 
 
 class FaceBranch(nn.Module):
-    """`fusion_face (B, T, audio_f)`, `hint (B, T, motion_f)`, `speaker (B,)` -> `(B, T/4, code_dim)`."""
+    """`fusion_face (B, T, audio_f)`, `hint (B, T, motion_f)`, `speaker (B,)` -> `(B, T/4, code_dim)`.
+
+    `memory_pe`: add the positional encoding to the decoder's memory (the speech), as the query has it (SemTalk's
+    code: False)."""
 
     def __init__(
         self,
@@ -148,8 +156,10 @@ class FaceBranch(nn.Module):
         num_speakers: int,
         window: int,
         dropout: float,
+        memory_pe: bool = False,
     ) -> None:
         super().__init__()
+        self.memory_pe = memory_pe
         self.hint_mlp = MLP(motion_f, hidden, motion_f)
         self.memory_proj = nn.Linear(audio_f + motion_f, hidden)
         self.speaker = nn.Embedding(num_speakers, hidden)
@@ -163,6 +173,8 @@ class FaceBranch(nn.Module):
     def forward(self, fusion: torch.Tensor, hint: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
         b, t, _ = fusion.shape
         memory = self.memory_proj(torch.cat((fusion, self.hint_mlp(hint)), dim=-1))
+        if self.memory_pe:
+            memory = self.pe(memory)
         query = self.pe(self.speaker(speaker)[:, None].expand(b, t, -1))
         x = self.out(self.decoder(query, memory))
         x = self.mid(downsample_time(self.down1, x))
@@ -215,6 +227,8 @@ class BaseGenerator(nn.Module):
         dropout: dropout of the attention layers and positional encodings (0.1).
         motion_encoder_layers: conv stages of the masked motion encoder (3).
         speaker_in_cross_query: see `BodyTrunk` (False = SemTalk's released behaviour).
+        memory_pe: positions on every cross-attention memory (face decoder, body audio attention, residual-level
+            predictors); False reproduces SemTalk's code, whose memories carry none.
     """
 
     def __init__(
@@ -239,6 +253,7 @@ class BaseGenerator(nn.Module):
         dropout: float = 0.1,
         motion_encoder_layers: int = 3,
         speaker_in_cross_query: bool = False,
+        memory_pe: bool = True,
     ) -> None:
         super().__init__()
         check_frames_per_token(frames_per_token)
@@ -251,7 +266,9 @@ class BaseGenerator(nn.Module):
         self.audio_face = AudioBranch(hubert_dim, beat_dim, audio_f, hidden)
         self.audio_body = AudioBranch(hubert_dim, beat_dim, audio_f, hidden)
         self.motion_encoder = MaskedMotionEncoder(latent_dim, motion_f, motion_encoder_layers, hidden**-0.5)
-        self.face = FaceBranch(hidden, audio_f, motion_f, code_dim, heads, face_layers, num_speakers, window, dropout)
+        self.face = FaceBranch(
+            hidden, audio_f, motion_f, code_dim, heads, face_layers, num_speakers, window, dropout, memory_pe
+        )
         self.body = BodyTrunk(
             hidden,
             motion_f,
@@ -263,12 +280,22 @@ class BaseGenerator(nn.Module):
             window,
             dropout,
             speaker_in_cross_query,
+            memory_pe,
         )
         self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in PARTS})
         self.predictors = nn.ModuleDict(
             {
                 p: PartCodePredictor(
-                    code_dim, hidden, codebook_size, num_quantizers, residual_layers, residual_heads, dropout
+                    code_dim,
+                    hidden,
+                    codebook_size,
+                    num_quantizers,
+                    residual_layers,
+                    residual_heads,
+                    dropout,
+                    memory_pe,
+                    window,
+                    frames_per_token,
                 )
                 for p in PARTS
             }

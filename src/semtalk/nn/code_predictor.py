@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from semtalk.nn.attention import MLP, decoder_stack
+from semtalk.nn.attention import MLP, PeriodicPositionalEncoding, decoder_stack
 
 
 class ResidualLevelPredictor(nn.Module):
@@ -42,11 +42,15 @@ class ResidualLevelPredictor(nn.Module):
         self.decoders = nn.ModuleList(decoder_stack(dim, heads, 4 * dim, layers, dropout) for _ in levels)
         self.classifiers = nn.ModuleList(MLP(dim, dim, codebook_size) for _ in levels)
 
-    def level(self, k: int, history: list[torch.Tensor], memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def level(
+        self, k: int, history: list[torch.Tensor], memory: torch.Tensor, query_pe: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Level `k` (1..Q-1) from `history = [level-0 latent, v_1, ..., v_{k-1}]` (each `(B, T', D)`) and
-        `memory (B, T, D)` -> `(zq_k (B, T', D), logits_k (B, T', C))`."""
+        `memory (B, T, D)` -> `(zq_k (B, T', D), logits_k (B, T', C))`. `query_pe (T', D)`, when given, is added
+        to the attention query (the memory then carries the matching frame positions)."""
         query = self.query_maps[k - 1](torch.cat(history[:k], dim=-1))
-        zq = self.decoders[k - 1](query, memory) + query
+        attend = query if query_pe is None else query + query_pe.to(query.dtype)
+        zq = self.decoders[k - 1](attend, memory) + query
         return zq, self.classifiers[k - 1](zq)
 
 
@@ -56,6 +60,10 @@ class PartCodePredictor(nn.Module):
     Args:
         dim: latent/code width D; hidden: hidden width of the level-0 MLP (the generator width H).
         codebook_size, num_quantizers, layers, heads, dropout: see `ResidualLevelPredictor`.
+        memory_pe: add sinusoidal frame positions (period `window`) to the speech memory and each token's mean
+            position (`frames_per_token` frames a token) to the attention queries, so that a token can find its
+            own frames; SemTalk's code attends without positions (False), which leaves the attention no way to
+            tell where in the window a frame lies.
     """
 
     def __init__(
@@ -67,12 +75,23 @@ class PartCodePredictor(nn.Module):
         layers: int = 3,
         heads: int = 8,
         dropout: float = 0.1,
+        memory_pe: bool = False,
+        window: int = 64,
+        frames_per_token: int = 4,
     ) -> None:
         super().__init__()
         self.num_quantizers = num_quantizers
         self.dim = dim
+        self.frames_per_token = frames_per_token
         self.level0 = MLP(dim, hidden, codebook_size)
         self.residual = ResidualLevelPredictor(dim, codebook_size, num_quantizers, layers, heads, dropout)
+        self.pe = PeriodicPositionalEncoding(dim, window, 0.0) if memory_pe else None
+
+    def _positions(self, latent0: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The memory with its frame positions and the tokens' mean positions `(T', D)` (None without)."""
+        if self.pe is None:
+            return memory, None
+        return self.pe(memory), self.pe.token_codes(latent0.shape[1], self.frames_per_token, latent0.device)
 
     def forward(
         self, latent0: torch.Tensor, memory: torch.Tensor, given: torch.Tensor | None = None
@@ -94,9 +113,10 @@ class PartCodePredictor(nn.Module):
                 f"teacher-forcing codes {tuple(given.shape)} must be (B, T', Q={self.num_quantizers}, "
                 f"D={self.dim}) matching the latent {tuple(latent0.shape)}"
             )
+        memory, query_pe = self._positions(latent0, memory)
         history, latents, logits = [latent0], [latent0], [self.level0(latent0)]
         for k in range(1, self.num_quantizers):
-            zq, lg = self.residual.level(k, history, memory)
+            zq, lg = self.residual.level(k, history, memory, query_pe)
             latents.append(zq)
             logits.append(lg)
             history.append(given[:, :, k] if given is not None else zq)
@@ -112,10 +132,11 @@ class PartCodePredictor(nn.Module):
 
         `codes_of(level, indices (B, T')) -> (B, T', D)` gives the code vectors of the predicted indices,
         which then feed the next levels; None feeds the model's own latents (SemTalk's behaviour)."""
+        memory, query_pe = self._positions(latent0, memory)
         history = [latent0]
         indices = [self.level0(latent0).argmax(-1)]
         for k in range(1, self.num_quantizers):
-            zq, lg = self.residual.level(k, history, memory)
+            zq, lg = self.residual.level(k, history, memory, query_pe)
             idx = lg.argmax(-1)
             indices.append(idx)
             if k < self.num_quantizers - 1:

@@ -85,6 +85,8 @@ class SparseGenerator(nn.Module):
             (the paper); False ignores the base latents (SemTalk's released behaviour).
         feature_weighting: W_f, multiply the semantic features by psi (the paper and the code); False feeds them
             unweighted (the Sem-gate ablation).
+        memory_pe: positions on the body's semantic cross-attention memory and the residual-level predictors'
+            (see `BaseGenerator`); False reproduces SemTalk's code.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class SparseGenerator(nn.Module):
         dropout: float = 0.1,
         motion_encoder_layers: int = 3,
         speaker_in_cross_query: bool = False,
+        memory_pe: bool = True,
     ) -> None:
         super().__init__()
         check_frames_per_token(frames_per_token)
@@ -153,6 +156,7 @@ class SparseGenerator(nn.Module):
             window,
             dropout,
             speaker_in_cross_query,
+            memory_pe,
         )
         self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in BODY_PARTS})
         if blend_base:
@@ -160,7 +164,16 @@ class SparseGenerator(nn.Module):
         self.predictors = nn.ModuleDict(
             {
                 p: PartCodePredictor(
-                    code_dim, hidden, codebook_size, num_quantizers, residual_layers, residual_heads, dropout
+                    code_dim,
+                    hidden,
+                    codebook_size,
+                    num_quantizers,
+                    residual_layers,
+                    residual_heads,
+                    dropout,
+                    memory_pe,
+                    window,
+                    frames_per_token,
                 )
                 for p in BODY_PARTS
             }

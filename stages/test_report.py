@@ -170,6 +170,7 @@ class TestReport:
 
     def finish(self, stage: L.LightningModule, extra: Mapping[str, float] | None = None) -> dict | None:
         """Score the written clips and write `metrics.json` and `metrics.md` (rank 0; other ranks return None)."""
+        from semtalk.body.face_mesh import FaceMeshBody
         from semtalk.body.model import BodyModel
         from semtalk.metrics.evaluate import evaluate_folder
 
@@ -184,7 +185,7 @@ class TestReport:
                 f"no SMPL-X model at {smplx_root / SMPLX_FILE} (the spec's smplx_root): the test metrics need the "
                 "body model the data were built with (`semtalk make-smplx` writes the synthetic stand-in)"
             )
-        body = BodyModel(smplx_root)
+        body = FaceMeshBody(BodyModel(smplx_root))  # the face metrics' jaw-only meshes take its fast path
         mean_vel, mean_vel_source = self._mean_vel(body)
         results = evaluate_folder(
             self.motion_dir,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from semtalk.body.face_mesh import FaceMeshBody
 from semtalk.body.joints import FOOT_JOINTS, JOINT_NAMES, NUM_EXPRESSIONS, PARENTS
 from semtalk.body.kinematics import foot_contact, joint_velocity, mean_joint_speed
 from semtalk.body.model import BodyModel
@@ -22,6 +23,7 @@ from semtalk.body.synthetic_model import (
     build_synthetic_smplx,
     rest_joints,
 )
+from semtalk.metrics.motion_inputs import face_vertices
 
 CLIP = "2_scott_0_1_1.npz"
 
@@ -326,3 +328,23 @@ def test_real_clip_contacts_and_mean_speed(body_model: BodyModel, beat2_sample: 
     assert speed.shape == (55,) and torch.isfinite(speed).all() and (speed > 0).all()
     assert speed[20] > speed[0] and speed[21] > speed[0]  # wrists move more than the pelvis
     assert speed[25:].mean() > speed[20:22].mean()  # finger joints more than wrists
+
+
+def test_face_mesh_body_matches_the_smplx_layer(body_model):
+    fast = FaceMeshBody(body_model)
+    g = torch.Generator().manual_seed(3)
+    n = 40
+    poses = torch.randn(n, 165, generator=g) * 0.4
+    expressions = torch.randn(n, 100, generator=g)
+    betas = torch.randn(300, generator=g) * 0.5
+    ref = face_vertices(body_model, poses, expressions, betas)
+    got = face_vertices(fast, poses, expressions, betas)
+    assert np.abs(ref).max() > 0.1 and np.abs(got - ref).max() < 1e-5
+    jaw_only = torch.zeros(n, 165)
+    jaw_only[:, 66:69] = poses[:, 66:69]
+    out, want = fast(jaw_only, betas, None, expressions), body_model(jaw_only, betas, None, expressions)
+    assert torch.allclose(out.joints, want.joints, atol=1e-5)
+    # any other input goes through the SMPL-X layer
+    general = fast(poses[:3], betas, torch.ones(3, 3), expressions[:3])
+    assert torch.equal(general.vertices, body_model(poses[:3], betas, torch.ones(3, 3), expressions[:3]).vertices)
+    assert torch.equal(fast.joints(poses[:3], betas), body_model.joints(poses[:3], betas))

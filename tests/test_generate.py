@@ -415,9 +415,16 @@ def test_generate_rhythm_mode_with_shipped_frontend(project, tmp_path):
     shipped.source = spec.source
     assert shipped == spec
     wav = next((project / "data" / "embedded" / "wave16k").glob("*.wav"))
-    with _cwd(project):  # the stage-2 checkpoint names its tokenizers relative to the project folder
-        records = main([str(wav), "--checkpoints", str(ck), "--out", str(tmp_path / "out"), "--no-semantic",
-                        "--video", "none", "--no-bvh", "--quiet"])  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        with _cwd(project):  # the stage-2 checkpoint names its tokenizers relative to the project folder
+            records = main([str(wav), "--checkpoints", str(ck), "--out", str(tmp_path / "out"), "--no-semantic",
+                            "--video", "none", "--no-bvh", "--quiet", "--threads", "1"])  # fmt: skip
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(SystemExit, match="--threads must be at least 1"):
+        main([str(wav), "--checkpoints", str(ck), "--threads", "0"])
     psi = json.loads((tmp_path / "out" / f"{wav.stem}_psi.json").read_text())
     assert psi["mode"] == "rhythm" and psi["psi"] is None and psi["gate"] is None
     assert set(records[0]["files"]) == {"npz", "psi"}

@@ -1,5 +1,5 @@
 """The results report (`stages.report`): end to end on a tiny BEAT2-format dataset and tiny trained stages, plus
-its parts (the fast face meshes, the gate counts, the derangement, the keyword frames)."""
+its parts (the gate counts, the derangement, the keyword frames)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ import yaml
 from motion_fixtures import train_tiny_stage1
 from semtalk.body.model import BodyModel
 from semtalk.metrics.fgd_encoder import random_fgd_encoder
-from semtalk.metrics.motion_inputs import face_vertices
 from stages.report import (
     ABLATIONS,
     TABLE1_ROWS,
     ClipData,
-    FaceMeshBody,
     build_report,
     derangement,
     gate_stats,
@@ -192,26 +190,6 @@ def test_report_rows_differ_where_they_should(report):
     assert not np.allclose(poses("full"), gt)
     with np.load(assets / "mean_pose" / f"{clip}.npz") as m, np.load(assets / "ground_truth" / f"{clip}.npz") as g:
         assert np.allclose(m["trans"], g["trans"][:1])  # the root stays at the clip's first frame
-
-
-def test_face_mesh_body_matches_the_smplx_layer(body_model):
-    fast = FaceMeshBody(body_model)
-    g = torch.Generator().manual_seed(3)
-    n = 40
-    poses = torch.randn(n, 165, generator=g) * 0.4
-    expressions = torch.randn(n, 100, generator=g)
-    betas = torch.randn(300, generator=g) * 0.5
-    ref = face_vertices(body_model, poses, expressions, betas)
-    got = face_vertices(fast, poses, expressions, betas)
-    assert np.abs(ref).max() > 0.1 and np.abs(got - ref).max() < 1e-5
-    jaw_only = torch.zeros(n, 165)
-    jaw_only[:, 66:69] = poses[:, 66:69]
-    out, want = fast(jaw_only, betas, None, expressions), body_model(jaw_only, betas, None, expressions)
-    assert torch.allclose(out.joints, want.joints, atol=1e-5)
-    # any other input goes through the SMPL-X layer
-    general = fast(poses[:3], betas, torch.ones(3, 3), expressions[:3])
-    assert torch.equal(general.vertices, body_model(poses[:3], betas, torch.ones(3, 3), expressions[:3]).vertices)
-    assert torch.equal(fast.joints(poses[:3], betas), body_model.joints(poses[:3], betas))
 
 
 def _clip(sem: list[float], clip_id: str = "2_scott_0_1_1") -> ClipData:

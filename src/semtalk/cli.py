@@ -80,11 +80,12 @@ def _cache(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from semtalk.body.face_mesh import FaceMeshBody
     from semtalk.body.model import BodyModel
     from semtalk.metrics.evaluate import evaluate_folder
     from semtalk.metrics.fgd_training import load_fgd_encoder_file
 
-    body = BodyModel(args.smplx) if args.smplx else None
+    body = FaceMeshBody(BodyModel(args.smplx)) if args.smplx else None
     fgd = load_fgd_encoder_file(args.fgd_encoder) if args.fgd_encoder else None
     result = evaluate_folder(
         args.pred_dir,

@@ -65,6 +65,9 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
                    help="SMPL-X model root (holds smplx/SMPLX_NEUTRAL_2020.npz) for the BVH offsets and the video; "
                         "default: the training body model, else the synthetic stand-in")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice); 1 is fastest on a machine busy with other work, "
+                        "see the README's benchmarks")  # fmt: skip
     p.add_argument("--out", default="outputs/generate", help="output folder")
     p.add_argument("--quiet", action="store_true", help="print only the written files")
     p.set_defaults(func=run_generate)
@@ -141,6 +144,12 @@ def _body_model(args, pipeline, notices: list[str], keep: list):
 def run_generate(args: argparse.Namespace) -> list[dict]:
     """The `generate` command. Returns one record per input (paths written, frames, timings)."""
     import numpy as np
+    import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
 
     from semtalk.export import (
         body_joints_fn,

@@ -33,7 +33,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from semtalk.body.joints import EYE_JOINTS, FPS, NUM_JOINTS
 from semtalk.body.model import BodyModel
 from semtalk.body.rotations import axis_angle_to_matrix, axis_angle_to_rot6d, geodesic_angle, rot6d_to_axis_angle
 from semtalk.data.beat2 import load_motion, load_sem
+from semtalk.data.cache import write_bytes_atomic
 from semtalk.data.datamodule import Beat2DataModule
 from semtalk.data.root import Beat2Root
 from semtalk.export import save_smplx_npz
@@ -474,16 +474,13 @@ class ScoringPool:
 
 # ------------------------------------------------------------------------------------------------ figures
 def _write_png(path: Path, image: np.ndarray) -> Path:
+    import io
+
     import matplotlib.image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        matplotlib.image.imsave(tmp, image, format="png")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, image, format="png")
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 
@@ -735,14 +732,7 @@ def render_markdown(
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def read_timing(path: Path) -> dict[str, Any]:

@@ -8,8 +8,6 @@ test outputs carry) is ignored when matching. Audio, when given, is `<audio_dir>
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import soundfile as sf
 import torch
 
 from semtalk.body.joints import NUM_BETAS, NUM_EXPRESSIONS, NUM_JOINTS
+from semtalk.data.cache import write_bytes_atomic
 from semtalk.metrics.beat_consistency import load_bc_audio
 from semtalk.metrics.motion_inputs import BodyModelLike, body_joints, face_vertices, fgd_rot6d
 from semtalk.metrics.profiles import MetricProfile, evaluation_length, get_profile
@@ -89,15 +88,7 @@ def _load_mean_vel(mean_vel: np.ndarray | str | Path | None) -> np.ndarray | Non
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def evaluate_folder(

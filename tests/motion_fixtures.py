@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -91,3 +92,18 @@ def train_tiny_stage1(out_dir, steps: int = 2, **vq_overrides) -> dict[str, str]
         paths[name] = str(out / f"{name}.ckpt")
         trainer.save_checkpoint(paths[name])
     return paths
+
+
+def motion_arrays(t: int = 60, **override) -> dict[str, np.ndarray]:
+    """The arrays of a BEAT2 motion npz (`t` frames of the rest pose); `override` replaces them, None drops one."""
+    arrays = {
+        "poses": np.zeros((t, 165), np.float32),
+        "trans": np.zeros((t, 3), np.float64),
+        "betas": np.zeros(300, np.float32),
+        "expressions": np.zeros((t, 100), np.float64),
+        "model": np.array("smplx2020"),
+        "gender": np.array("neutral"),
+        "mocap_frame_rate": np.array(30, np.int32),
+    }
+    arrays.update(override)
+    return {k: v for k, v in arrays.items() if v is not None}

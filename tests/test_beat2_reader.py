@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from motion_fixtures import motion_arrays
 from semtalk.data import (
     Beat2Root,
     DataError,
@@ -18,18 +19,7 @@ from semtalk.data import (
 
 
 def write_motion(path, t=60, **override):
-    arrays = {
-        "poses": np.zeros((t, 165), np.float32),
-        "trans": np.zeros((t, 3), np.float64),
-        "betas": np.zeros(300, np.float32),
-        "expressions": np.zeros((t, 100), np.float64),
-        "model": np.array("smplx2020"),
-        "gender": np.array("neutral"),
-        "mocap_frame_rate": np.array(30, np.int32),
-    }
-    arrays.update(override)
-    arrays = {k: v for k, v in arrays.items() if v is not None}
-    np.savez(path, **arrays)
+    np.savez(path, **motion_arrays(t, **override))
     return path
 
 

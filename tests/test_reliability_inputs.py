@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from motion_fixtures import motion_arrays
 from semtalk.data import DataError, load_audio, load_motion, load_sem, load_textgrid
 from semtalk.data.root import Beat2Root
 from semtalk.synth.files import npz_bytes, write_npz, write_wav
@@ -24,20 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------------------------- writers
-def motion_arrays(t: int = 60, **override) -> dict[str, np.ndarray]:
-    arrays = {
-        "poses": np.zeros((t, 165), np.float32),
-        "trans": np.zeros((t, 3), np.float64),
-        "betas": np.zeros(300, np.float32),
-        "expressions": np.zeros((t, 100), np.float64),
-        "model": np.array("smplx2020"),
-        "gender": np.array("neutral"),
-        "mocap_frame_rate": np.array(30, np.int32),
-    }
-    arrays.update(override)
-    return {k: v for k, v in arrays.items() if v is not None}
-
-
 def textgrid_text(words: list[tuple[float, float, str]], xmax: float) -> str:
     body = "".join(
         f'        intervals [{i + 1}]:\n            xmin = {s}\n            xmax = {e}\n            text = "{w}"\n'

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +11,7 @@ import soundfile as sf
 import torch
 from scipy.ndimage import gaussian_filter1d
 
+from ddp_harness import metric_values, two_rank_values
 from semtalk.metrics import (
     BCContrast,
     GestureSync,
@@ -475,57 +472,12 @@ def _ddp_cases():
     ]
 
 
-_DDP_SCRIPT = textwrap.dedent(
-    """
-    import os, sys
-    import torch.distributed as dist
-    import torch.multiprocessing as mp
-    sys.path.insert(0, sys.argv[2])
-    import test_synchrony
-
-    def rank_main(rank, port, out_dir):
-        dist.init_process_group("gloo", rank=rank, world_size=2, init_method=f"tcp://127.0.0.1:{port}")
-        values = []
-        for make, args, keys in test_synchrony._ddp_cases():
-            metric = make()
-            metric.update(*[a[2 * rank : 2 * rank + 2] for a in args])  # each rank sees half of the data
-            out = metric.compute()
-            values += [float(out[k]) for k in keys]
-        with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
-            f.write(" ".join(repr(v) for v in values))
-        dist.destroy_process_group()
-
-    if __name__ == "__main__":
-        mp.start_processes(rank_main, args=(int(sys.argv[1]), sys.argv[3]), nprocs=2, start_method="fork")
-    """
-)
-
-
 @pytest.mark.slow
 def test_synchrony_metrics_sync_across_two_ddp_ranks(tmp_path):
     """Two gloo ranks, each updating with half of the clips, both compute what one process computes on all."""
-    import socket
-
-    script = tmp_path / "ddp_synchrony.py"
-    script.write_text(_DDP_SCRIPT)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(script), port, str(Path(__file__).parent), str(tmp_path)],
-        capture_output=True, text=True, timeout=180, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    single = []
-    for make, args, keys in _ddp_cases():
-        metric = make()
-        metric.update(*args)
-        out = metric.compute()
-        single += [float(out[k]) for k in keys]
+    single = metric_values(_ddp_cases())
     assert np.isfinite(single).all()
-    for rank in (0, 1):
-        synced = [float(v) for v in (tmp_path / f"rank{rank}.txt").read_text().split()]
+    for synced in two_rank_values("test_synchrony", "_ddp_cases", tmp_path):
         # float32 audio features may differ in the last bits between processes; a missing sync would not
         np.testing.assert_allclose(synced, single, rtol=1e-6, atol=1e-9)
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from semtalk.nn.attention import MLP, PeriodicPositionalEncoding, decoder_stack, downsample_time, encoder_stack
 from semtalk.nn.audio_encoder import AudioBranch
-from semtalk.nn.code_predictor import PartCodePredictor
+from semtalk.nn.code_predictor import part_predictors
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
 
 PARTS: tuple[str, ...] = ("face", "upper", "hands", "lower")
@@ -283,22 +283,18 @@ class BaseGenerator(nn.Module):
             memory_pe,
         )
         self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in PARTS})
-        self.predictors = nn.ModuleDict(
-            {
-                p: PartCodePredictor(
-                    code_dim,
-                    hidden,
-                    codebook_size,
-                    num_quantizers,
-                    residual_layers,
-                    residual_heads,
-                    dropout,
-                    memory_pe,
-                    window,
-                    frames_per_token,
-                )
-                for p in PARTS
-            }
+        self.predictors = part_predictors(
+            PARTS,
+            code_dim,
+            hidden,
+            codebook_size,
+            num_quantizers,
+            residual_layers,
+            residual_heads,
+            dropout,
+            memory_pe,
+            window,
+            frames_per_token,
         )
 
     @classmethod

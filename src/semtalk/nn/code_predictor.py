@@ -142,3 +142,27 @@ class PartCodePredictor(nn.Module):
             if k < self.num_quantizers - 1:
                 history.append(codes_of(k, idx) if codes_of is not None else zq)
         return torch.stack(indices, dim=-1)
+
+
+def part_predictors(
+    parts: tuple[str, ...],
+    dim: int,
+    hidden: int,
+    codebook_size: int,
+    num_quantizers: int,
+    layers: int,
+    heads: int,
+    dropout: float,
+    memory_pe: bool,
+    window: int,
+    frames_per_token: int,
+) -> nn.ModuleDict:
+    """One `PartCodePredictor` per part name (arguments as `PartCodePredictor`)."""
+    return nn.ModuleDict(
+        {
+            p: PartCodePredictor(
+                dim, hidden, codebook_size, num_quantizers, layers, heads, dropout, memory_pe, window, frames_per_token
+            )
+            for p in parts
+        }
+    )

@@ -37,7 +37,7 @@ from semtalk.nn.base_generator import (
     check_frames_per_token,
     check_motion_inputs,
 )
-from semtalk.nn.code_predictor import PartCodePredictor
+from semtalk.nn.code_predictor import part_predictors
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
 
 
@@ -161,22 +161,18 @@ class SparseGenerator(nn.Module):
         self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in BODY_PARTS})
         if blend_base:
             self.blend = nn.ModuleDict({p: MLP(code_dim, hidden, code_dim) for p in BODY_PARTS})
-        self.predictors = nn.ModuleDict(
-            {
-                p: PartCodePredictor(
-                    code_dim,
-                    hidden,
-                    codebook_size,
-                    num_quantizers,
-                    residual_layers,
-                    residual_heads,
-                    dropout,
-                    memory_pe,
-                    window,
-                    frames_per_token,
-                )
-                for p in BODY_PARTS
-            }
+        self.predictors = part_predictors(
+            BODY_PARTS,
+            code_dim,
+            hidden,
+            codebook_size,
+            num_quantizers,
+            residual_layers,
+            residual_heads,
+            dropout,
+            memory_pe,
+            window,
+            frames_per_token,
         )
 
     @classmethod

@@ -58,6 +58,7 @@ from semtalk.metrics.evaluate import evaluate_folder
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, load_fgd_encoder, random_fgd_encoder
 from semtalk.metrics.motion_inputs import body_joints
 from semtalk.metrics.tables import PAPER_SCALES, SYNCHRONY_ROWS
+from semtalk.nn.base_generator import BODY_PARTS
 from stages.base import BaseStage
 from stages.sparse import SparseStage, token_scores
 
@@ -316,7 +317,7 @@ class FusionCheck:
     def __call__(self, window: int, base_codes: dict, fused: dict, psi: torch.Tensor) -> None:
         select = psi > self.beta
         changed = torch.zeros_like(select)
-        for part in ("upper", "hands", "lower"):
+        for part in BODY_PARTS:
             changed |= (fused[part] != base_codes[part]).any(-1)
         self.face_changed += int((fused["face"] != base_codes["face"]).any(-1).sum())
         self.open_tokens += int(select.sum())

@@ -9,6 +9,8 @@ A small BEAT2-format dataset is generated with the embedded synthesiser (espeak-
 annotations, SMPL-X motion; the synthetic body model as `semtalk make-smplx` writes it) into a temporary folder;
 its clips are read with the cache's reader (`Beat2Root.load_clip`, one read per clip) and each extractor is built
 through the cache's registry (`plan_extractors`) and timed on whole clips, as `semtalk cache` runs them.
+`--dataset DIR` times the first training clip of an existing BEAT2-format folder instead (real BEAT2, or
+`data/embedded`); where the folder has no SMPL-X model, the synthetic one is written to a temporary folder.
 """
 
 from __future__ import annotations
@@ -44,23 +46,31 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = base_parser(__doc__, precisions=("32",))
     p.set_defaults(repeats=2)
     p.add_argument("--seconds", type=float, default=20.0, help="mean length of the generated clips")
+    p.add_argument("--dataset", type=Path, default=None, help="an existing BEAT2-format folder to read a clip from")
     p.add_argument("--extractors", nargs="+", choices=ORDER, default=list(ORDER), help="extractors to time")
     args = p.parse_args(argv)
     device = setup(args)
+    from semtalk.body.synthetic_model import write_synthetic_smplx
     from semtalk.data.beat2 import load_split
     from semtalk.data.root import Beat2Root
+    from semtalk.data.weights import smplx_root_of
     from semtalk.features.base import ClipInput, common_frames
     from semtalk.features.registry import plan_extractors, resolve_vocab, with_windows
-    from semtalk.synth.dataset import make_dataset
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="semtalk-bench-") as tmp:
-        data = Path(tmp) / "embedded"
-        make_dataset(data, num_speakers=1, clips_per_speaker=3, clip_seconds=max(args.seconds, 3.0), seed=args.seed,
-                     progress=False)  # fmt: skip
-        from semtalk.body.synthetic_model import write_synthetic_smplx
+        if args.dataset is None:
+            from semtalk.synth.dataset import make_dataset
 
-        write_synthetic_smplx(data / "weights" / "smplx_models" / "smplx" / "SMPLX_NEUTRAL_2020.npz", seed=0)
+            data = Path(tmp) / "embedded"
+            make_dataset(data, num_speakers=1, clips_per_speaker=3, clip_seconds=max(args.seconds, 3.0),
+                         seed=args.seed, progress=False)  # fmt: skip
+        else:
+            data = args.dataset
+        body_root = smplx_root_of(data)
+        if not (body_root / "smplx" / "SMPLX_NEUTRAL_2020.npz").is_file():
+            body_root = Path(tmp) / "smplx_models"
+            write_synthetic_smplx(body_root / "smplx" / "SMPLX_NEUTRAL_2020.npz", seed=0)
         root = Beat2Root(data)
         cid = sorted(c for c, split in load_split(root.split_path).items() if split == "train")[0]
         t0 = time.perf_counter()
@@ -70,6 +80,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         audio_s = len(clip.audio) / clip.sample_rate
         config = with_windows(extractor_config(args.size), 64, 20, 4)
         config = {k: v for k, v in config.items() if k in args.extractors or k == "motion"}
+        config["motion"] = {**(config.get("motion") or {}), "body_model_root": str(body_root)}
         vocab = resolve_vocab(root, "textgrids") if "words" in config else None
         plans = plan_extractors(config, root, vocab=vocab)
         rows.append({"extractor": "read clip", "size": args.size, "encoder": "-", "clip_audio_s": audio_s,
@@ -101,7 +112,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                      "seconds_per_clip": total, "audio_s_per_s": audio_s / total,
                      "build_s": sum(r.get("build_s") or 0.0 for r in timed)})  # fmt: skip
     notes = [
-        f"one {audio_s:.1f} s clip of the embedded synthesiser; median of {args.repeats} after {args.warmup} warm-up; "
+        f"one {audio_s:.1f} s clip ({cid} of {data.name if args.dataset else 'the embedded synthesiser'}); "
+        f"median of {args.repeats} after {args.warmup} warm-up; "
         "audio_s_per_s = seconds of audio per wall second (the motion, words and semantic extractors read the "
         "clip's motion and annotations of the same length); build_s (loading the encoder) is not in the rate.",
     ]

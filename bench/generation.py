@@ -7,7 +7,8 @@ share reported separately, and the streaming API's per-chunk latency.
 Stages at the chosen size with random weights (tokenizers, global-motion net, base and sparse checkpoints written
 to a temporary folder and loaded back, as `semtalk generate` does), the front end of the size (`demo`: the tiny
 encoders of configs/data/tiny.yaml; `paper`: HuBERT-large, CLIP ViT-B/32 and emotion2vec+ large architectures
-with random weights), speech from the embedded synthesiser with its word timings.
+with random weights), speech from the embedded synthesiser with its word timings, or from `--audio` (a wav) with
+its `--textgrid` (repeated to `--seconds`).
 
 Rows: `offline` runs the engine of `semtalk.inference.generate_audio` (the offline block plan, the whole speech
 in one push) and writes the SMPL-X npz;
@@ -69,6 +70,21 @@ def speech(seconds: float, seed: int):
         words += [WordInterval(w.start + offset, w.end + offset, w.label) for w in clip.words]
         audio = np.concatenate((audio, clip.audio))
         k += 1
+    n = int(seconds * 16000) // 1600 * 1600
+    return audio[:n], [w for w in words if w.start < n / 16000]
+
+
+def speech_from_files(audio_path: Path, textgrid: Path | None, seconds: float):
+    """Speech read from a wav (and its TextGrid's words), repeated back to back to `seconds` -> audio, words."""
+    from semtalk.data.beat2 import WordInterval, load_audio, load_textgrid
+
+    clip = load_audio(audio_path)
+    clip_words = load_textgrid(textgrid, duration=len(clip) / 16000) if textgrid else []
+    audio, words = np.zeros(0, np.float32), []
+    while len(audio) < seconds * 16000:
+        offset = len(audio) / 16000
+        words += [WordInterval(w.start + offset, w.end + offset, w.word) for w in clip_words]
+        audio = np.concatenate((audio, clip))
     n = int(seconds * 16000) // 1600 * 1600
     return audio[:n], [w for w in words if w.start < n / 16000]
 
@@ -163,12 +179,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--plan", choices=("low-latency", "offline"), default="low-latency",
                    help="the streaming run's feature block plan")  # fmt: skip
     p.add_argument("--no-streaming", action="store_true", help="offline rows only")
+    p.add_argument("--audio", type=Path, default=None, help="speech from this wav instead of the synthesiser")
+    p.add_argument("--textgrid", type=Path, default=None, help="the words of --audio (Praat TextGrid)")
     args = p.parse_args(argv)
     device = setup(args)
     from semtalk.inference import Frontend
     from semtalk.streaming import LOW_LATENCY_PLAN, offline_plan
 
-    audio, words = speech(args.seconds, args.seed)
+    if args.audio is not None:
+        audio, words = speech_from_files(args.audio, args.textgrid, args.seconds)
+    else:
+        audio, words = speech(args.seconds, args.seed)
     seconds = len(audio) / 16000
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="semtalk-bench-") as tmp, quiet_logs():
@@ -216,8 +237,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         del pipeline, frontend
         gc.collect()
     kind = "random weights at the pretrained sizes" if args.size == "paper" else "tiny random encoders"
+    source = f"speech from {args.audio.name}" if args.audio else "synthetic speech"
     notes = [
-        f"{seconds:.1f} s of synthetic speech; encoders = HuBERT + emotion2vec + CLIP text ({kind}; built once in "
+        f"{seconds:.1f} s of {source}; encoders = HuBERT + emotion2vec + CLIP text ({kind}; built once in "
         f"{load_s:.1f} s, not counted); generators = base + sparse windows (with each window's seed decode); "
         "decode = tokenizer decoders + global-motion net of the emitted frames; x_realtime_gen = audio seconds / "
         "(wall - encoders).",

@@ -190,21 +190,22 @@ class BaseStage(L.LightningModule):
         hubert, beat, latent = batch["hubert"].float(), batch["beat"].float(), batch["latent_all"].float()
         speaker = batch["speaker"].long()
         losses: dict[str, torch.Tensor] = {}
-        # pass 1: generation from the seed frames
-        out = self.generator(hubert, beat, latent, self.seed_mask(latent), speaker, True, given)
-        losses["latent_gen"], losses["cls_gen"] = self._code_losses(out, codes, vectors)
-        with torch.no_grad():
-            self._accuracy = {p: (out.logits[p].argmax(-1) == codes[p]).float().mean(dim=(0, 1)) for p in out.logits}
-        losses["rhythm"] = hp.rhythm_weight * (
-            self.rhythm(out.prezq["face"], out.hubert_face) + self.rhythm(out.prezq["hands"], out.hubert_body)
-        )
-        # passes 2 and 3: random element-wise masks (seed frames included)
+        # pass 1: generation from the seed frames; passes 2 (without the body's audio attention) and 3: random
+        # element-wise masks (seed frames included). The three run as one batched pass over the generator.
         ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
         mask = (torch.rand_like(latent) < ratio).float()
-        out = self.generator(hubert, beat, latent, mask, speaker, False, given)
-        losses["latent_mask"], losses["cls_mask"] = self._code_losses(out, codes, vectors, None, hp.stale_index_bug)
-        out = self.generator(hubert, beat, latent, mask, speaker, True, given)
-        losses["latent_audio_mask"], losses["cls_audio_mask"] = self._code_losses(out, codes, vectors)
+        masks = [self.seed_mask(latent), mask, mask]
+        gen, masked, audio_masked = self.generator.forward_passes(
+            hubert, beat, latent, masks, [True, False, True], speaker, given
+        )
+        losses["latent_gen"], losses["cls_gen"] = self._code_losses(gen, codes, vectors)
+        with torch.no_grad():
+            self._accuracy = {p: (gen.logits[p].argmax(-1) == codes[p]).float().mean(dim=(0, 1)) for p in gen.logits}
+        losses["rhythm"] = hp.rhythm_weight * (
+            self.rhythm(gen.prezq["face"], gen.hubert_face) + self.rhythm(gen.prezq["hands"], gen.hubert_body)
+        )
+        losses["latent_mask"], losses["cls_mask"] = self._code_losses(masked, codes, vectors, None, hp.stale_index_bug)
+        losses["latent_audio_mask"], losses["cls_audio_mask"] = self._code_losses(audio_masked, codes, vectors)
         return losses
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -196,12 +196,13 @@ class SparseStage(L.LightningModule):
         losses: dict[str, torch.Tensor] = {}
         ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
         mask = (torch.rand_like(latent) < ratio).float()
-        passes = (("gen", seed_mask, True), ("mask", mask, False), ("audio_mask", mask, True))
+        names = ("gen", "mask", "audio_mask")
+        outs = self.generator.forward_passes(  # the three passes batched into one
+            x["words"], x["clip"], x["hubert"], latent, [seed_mask, mask, mask], [True, False, True], x["speaker"],
+            x["emotion"], base_latents, given,
+        )  # fmt: skip
         psi = None
-        for name, m, use_sem in passes:
-            out = self.generator(
-                x["words"], x["clip"], x["hubert"], latent, m, x["speaker"], x["emotion"], base_latents, use_sem, given
-            )
+        for name, out in zip(names, outs):
             losses[f"latent_{name}"], losses[f"cls_{name}"] = self._code_losses(out, codes, vectors, weight)
             if hp.gate_every_pass or name == "mask":
                 gate = F.cross_entropy(out.gate_logits.flatten(0, 1), gate_target.flatten())

@@ -158,6 +158,42 @@ def test_use_audio_body_false_skips_body_audio_cross_attention(base: BaseGenerat
     assert not torch.allclose(off1.logits["lower"][:, :, 1:], off2.logits["lower"][:, :, 1:])
 
 
+@pytest.mark.parametrize("given", [False, True])
+def test_forward_passes_equal_separate_forwards(given: bool) -> None:
+    """The three training passes batched into one call give each pass's own outputs and the same gradients
+    (dropout off), also when only some passes use the body's audio attention."""
+    torch.manual_seed(0)
+    g = BaseGenerator.tiny(dropout=0.0).eval()  # eval: the audio BatchNorm uses its running statistics
+    inp = base_inputs(g, 64)
+    masks = [inp["mask"].float(), (torch.rand_like(inp["latent_all"]) < 0.3).float(), torch.zeros_like(inp["mask"])]
+    flags = [True, False, True]
+    codes = {p: torch.randn(B, 16, g.num_quantizers, g.code_dim) for p in PARTS} if given else None
+    args = (inp["hubert"], inp["beat"], inp["latent_all"])
+
+    def loss(outs) -> torch.Tensor:
+        return sum((o.latents[p] ** 2).mean() + o.logits[p].logsumexp(-1).mean() for o in outs for p in PARTS)
+
+    batched = g.forward_passes(*args, masks, flags, inp["speaker"], codes)
+    loss(batched).backward()
+    grads = {n: q.grad.clone() for n, q in g.named_parameters() if q.grad is not None}
+    g.zero_grad()
+    separate = [g(*args, m, inp["speaker"], f, codes) for m, f in zip(masks, flags)]
+    loss(separate).backward()
+    for a, b in zip(batched, separate):
+        for p in PARTS:
+            torch.testing.assert_close(a.logits[p], b.logits[p], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(a.latents[p], b.latents[p], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(a.prezq[p], b.prezq[p], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a.fusion_body, b.fusion_body)
+    assert not torch.allclose(batched[0].prezq["upper"], batched[1].prezq["upper"])  # the passes differ
+    for n, q in g.named_parameters():
+        if q.grad is not None or n in grads:
+            torch.testing.assert_close(grads[n], q.grad, rtol=1e-4, atol=1e-6, msg=n)
+    assert any("body.cross_attention" in n for n in grads)
+    with pytest.raises(ValueError, match="one per pass"):
+        g.forward_passes(*args, masks, flags[:2], inp["speaker"])
+
+
 def test_speaker_in_cross_query_flag(base: BaseGenerator) -> None:
     fixed = BaseGenerator.tiny(speaker_in_cross_query=True).eval()
     fixed.load_state_dict(base.state_dict())  # same weights, only the query of the audio cross-attention differs
@@ -282,6 +318,37 @@ def test_sparse_forward_shapes(sparse: SparseGenerator, t: int) -> None:
     for p in BODY_PARTS:
         assert out.logits[p].shape == (B, t // 4, q, c) and out.latents[p].shape == (B, t // 4, q, d)
     assert out.semantic.shape == out.fusion.shape == (B, t, d)
+
+
+def test_sparse_forward_passes_equal_separate_forwards() -> None:
+    """As for the base generator: the batched passes give each pass's own outputs and the same gradients."""
+    torch.manual_seed(0)
+    s = SparseGenerator.tiny(dropout=0.0).eval()
+    inp = sparse_inputs(s, 64, mask_ratio=0.5)
+    base_latents = fake_base_latents(64, s.code_dim)
+    mask = inp.pop("mask").float()
+    masks, flags = [mask, (torch.rand_like(mask) < 0.3).float(), mask], [True, False, True]
+    first = (inp["words"], inp["clip"], inp["hubert"], inp["latent_all"])
+    rest = (inp["speaker"], inp["emotion"], base_latents)
+
+    def loss(outs) -> torch.Tensor:
+        return sum((o.latents[p] ** 2).mean() + o.logits[p].logsumexp(-1).mean() for o in outs for p in BODY_PARTS)
+
+    batched = s.forward_passes(*first, masks, flags, *rest)
+    loss(batched).backward()
+    grads = {n: q.grad.clone() for n, q in s.named_parameters() if q.grad is not None}
+    s.zero_grad()
+    separate = [s(*first, m, inp["speaker"], inp["emotion"], base_latents, f) for m, f in zip(masks, flags)]
+    loss(separate).backward()
+    for a, b in zip(batched, separate):
+        torch.testing.assert_close(a.psi, b.psi)
+        for p in BODY_PARTS:
+            torch.testing.assert_close(a.logits[p], b.logits[p], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(a.latents[p], b.latents[p], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(batched[0].prezq["upper"], batched[1].prezq["upper"])
+    for n, q in s.named_parameters():
+        if q.grad is not None or n in grads:
+            torch.testing.assert_close(grads[n], q.grad, rtol=1e-4, atol=1e-6, msg=n)
 
 
 def test_emotion_features_drive_psi_only_when_enabled() -> None:

@@ -68,6 +68,30 @@ def check_frame_input(name: str, x: torch.Tensor, b: int, t: int, dim: int) -> N
         raise ValueError(f"{name} must be (B, T, {dim}) = ({b}, {t}, {dim}), got {tuple(x.shape)}")
 
 
+def repeat_batch(passes: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`x (B, ...)` -> `(passes * B, ...)`: the batch repeated once per pass (identity for one pass)."""
+
+    def rep(x: torch.Tensor) -> torch.Tensor:
+        return x if passes == 1 else x.repeat(passes, *([1] * (x.dim() - 1)))
+
+    return rep
+
+
+def rows(x: torch.Tensor, i: int, passes: int) -> torch.Tensor:
+    """Pass `i`'s rows of `x (passes * B, ...)` -> `(B, ...)`."""
+    n = x.shape[0] // passes
+    return x[i * n : (i + 1) * n]
+
+
+def pass_rows(flags: list[bool], batch: int, device: torch.device) -> bool | torch.Tensor:
+    """A per-pass flag as the batched pass takes it: one bool when all passes agree, else the `(R,)` int64 rows
+    (of `len(flags) * batch`) whose pass has the flag set."""
+    if all(flags) or not any(flags):
+        return bool(flags[0])
+    index = [i * batch + j for i, on in enumerate(flags) if on for j in range(batch)]
+    return torch.tensor(index, dtype=torch.long).to(device, non_blocking=True)
+
+
 class BodyTrunk(nn.Module):
     """Body branch up to the per-part token latents.
 
@@ -118,15 +142,24 @@ class BodyTrunk(nn.Module):
         self.part_down = nn.ModuleDict({p: nn.Conv1d(code_dim, code_dim, 2, stride=2) for p in BODY_PARTS})
 
     def forward(
-        self, hint: torch.Tensor, speaker: torch.Tensor, memory: torch.Tensor | None
+        self,
+        hint: torch.Tensor,
+        speaker: torch.Tensor,
+        memory: torch.Tensor | None,
+        memory_rows: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """`memory_rows (R,)` int64, when given, names the batch rows that attend to the memory (the others
+        skip the cross-attention, as with `memory=None`)."""
         spk = self.speaker(speaker)  # (B, H)
         x = self.pe(self.hint_proj(self.hint_mlp(hint)) + spk[:, None])
         x = self.self_attention(x)
         if memory is not None:
             query = x + spk[:, None] if self.speaker_in_cross_query else x
+            if memory_rows is not None:
+                query, memory = query.index_select(0, memory_rows), memory.index_select(0, memory_rows)
             memory = self.memory_proj(memory)
-            x = x + self.cross_attention(self.pe(query), self.pe(memory) if self.memory_pe else memory)
+            attended = self.cross_attention(self.pe(query), self.pe(memory) if self.memory_pe else memory)
+            x = x + attended if memory_rows is None else x.index_add(0, memory_rows, attended)
         x = downsample_time(self.down, x)  # (B, T/2, H)
         # the speaker sequence is constant in time: its stride-2 convolution is one value, broadcast
         spk2 = self.speaker_down(spk[:, :, None].expand(-1, -1, 2)).transpose(1, 2)  # (B, 1, H)
@@ -203,6 +236,22 @@ class GeneratorOutput:
     fusion_body: torch.Tensor
     hubert_face: torch.Tensor
     hubert_body: torch.Tensor
+
+    def split(self, passes: int) -> list[GeneratorOutput]:
+        """The outputs of `passes` passes stacked along the batch (as `BaseGenerator.forward_passes` runs them)
+        -> one output per pass; the HuBERT features, computed once for all passes, are shared."""
+
+        per_part = (self.logits, self.latents, self.prezq, self.cascaded)
+        return [
+            GeneratorOutput(
+                *({p: rows(v, i, passes) for p, v in d.items()} for d in per_part),
+                rows(self.fusion_face, i, passes),
+                rows(self.fusion_body, i, passes),
+                self.hubert_face,
+                self.hubert_body,
+            )
+            for i in range(passes)
+        ]
 
 
 class BaseGenerator(nn.Module):
@@ -333,9 +382,26 @@ class BaseGenerator(nn.Module):
         check_frame_input("beat", beat, b, t, self.beat_dim)
         fusion_face, hubert_face = self.audio_face(hubert, beat)
         fusion_body, hubert_body = self.audio_body(hubert, beat)
+        prezq, cascaded = self._trunk(fusion_face, fusion_body, latent_all, mask, speaker, use_audio_body)
+        return prezq, cascaded, (fusion_face, fusion_body, hubert_face, hubert_body)
+
+    def _trunk(
+        self,
+        fusion_face: torch.Tensor,
+        fusion_body: torch.Tensor,
+        latent_all: torch.Tensor,
+        mask: torch.Tensor,
+        speaker: torch.Tensor,
+        use_audio_body: bool | torch.Tensor,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Motion encoder, face branch, body trunk and cascade from the fused speech features -> pre-cascade and
+        cascaded part latents. `use_audio_body`: a bool for every row, or the `(R,)` int64 rows that use it."""
         hint = self.motion_encoder(latent_all, mask)
         prezq = {"face": self.face(fusion_face, hint, speaker)}
-        prezq.update(self.body(hint, speaker, fusion_body if use_audio_body else None))
+        if isinstance(use_audio_body, torch.Tensor):
+            prezq.update(self.body(hint, speaker, fusion_body, use_audio_body))
+        else:
+            prezq.update(self.body(hint, speaker, fusion_body if use_audio_body else None))
         cas = self.cascade
         hands = cas["hands"](prezq["hands"], prezq["face"])
         cascaded = {
@@ -344,7 +410,7 @@ class BaseGenerator(nn.Module):
             "upper": cas["upper"](prezq["upper"], hands + prezq["lower"]),
             "lower": cas["lower"](prezq["lower"], prezq["upper"] + hands),
         }
-        return prezq, cascaded, (fusion_face, fusion_body, hubert_face, hubert_body)
+        return prezq, cascaded
 
     def forward(
         self,
@@ -370,12 +436,51 @@ class BaseGenerator(nn.Module):
                 the residual levels; None (SemTalk's behaviour) feeds the model's own latents. Parts missing
                 from the dict use their own latents.
         """
-        prezq, cascaded, (ff, fb, hf, hb) = self._encode(hubert, beat, latent_all, mask, speaker, use_audio_body)
+        return self.forward_passes(hubert, beat, latent_all, [mask], [use_audio_body], speaker, target_codes)[0]
+
+    def forward_passes(
+        self,
+        hubert: torch.Tensor,
+        beat: torch.Tensor,
+        latent_all: torch.Tensor,
+        masks: list[torch.Tensor],
+        use_audio_body: list[bool],
+        speaker: torch.Tensor,
+        target_codes: dict[str, torch.Tensor] | None = None,
+    ) -> list[GeneratorOutput]:
+        """`forward` of the same speech, motion and speakers under several masks, as one batched pass: the
+        speech encoders run once and their features are repeated; everything after them runs on the passes
+        stacked along the batch, so each layer is called once instead of once per pass (the same function:
+        with dropout off, every pass's output equals its own `forward`).
+
+        Args:
+            masks: one `(B, T, latent_dim)` mask per pass; use_audio_body: one flag per pass.
+            Other arguments as `forward`.
+
+        Returns:
+            one `GeneratorOutput` per pass, in order.
+        """
+        if len(masks) != len(use_audio_body) or not masks:
+            raise ValueError(f"{len(masks)} masks and {len(use_audio_body)} use_audio_body flags: give one per pass")
+        b, t = check_motion_inputs(latent_all, masks[0], speaker, self.latent_dim, self.num_speakers)
+        for m in masks[1:]:
+            check_motion_inputs(latent_all, m, speaker, self.latent_dim, self.num_speakers)
+        check_frame_input("hubert", hubert, b, t, self.hubert_dim)
+        check_frame_input("beat", beat, b, t, self.beat_dim)
+        n = len(masks)
+        ff, hf = self.audio_face(hubert, beat)
+        fb, hb = self.audio_body(hubert, beat)
+
+        rep = repeat_batch(n)
+        ff, fb = rep(ff), rep(fb)
+        audio = pass_rows(use_audio_body, b, latent_all.device)
+        mask = masks[0] if n == 1 else torch.cat(masks)
+        prezq, cascaded = self._trunk(ff, fb, rep(latent_all), mask, rep(speaker), audio)
         logits, latents = {}, {}
         for p in PARTS:
-            given = None if target_codes is None else target_codes.get(p)
+            given = None if target_codes is None or p not in target_codes else rep(target_codes[p])
             logits[p], latents[p] = self.predictors[p](cascaded[p], ff if p == "face" else fb, given)
-        return GeneratorOutput(logits, latents, prezq, cascaded, ff, fb, hf, hb)
+        return GeneratorOutput(logits, latents, prezq, cascaded, ff, fb, hf, hb).split(n)
 
     def forward_latents(
         self,

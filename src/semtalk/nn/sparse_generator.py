@@ -36,6 +36,9 @@ from semtalk.nn.base_generator import (
     check_frame_input,
     check_frames_per_token,
     check_motion_inputs,
+    pass_rows,
+    repeat_batch,
+    rows,
 )
 from semtalk.nn.code_predictor import part_predictors
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
@@ -255,6 +258,21 @@ class SparseGenerator(nn.Module):
         psi_override: torch.Tensor | None,
     ):
         b, t = check_motion_inputs(latent_all, mask, speaker, self.latent_dim, self.num_speakers)
+        gate_logits, psi, semantic, fusion = self._semantics(words, clip, hubert, emotion, b, t, psi_override)
+        prezq, cascaded, level0 = self._trunk(semantic, psi, latent_all, mask, speaker, base_latents, use_semantic_body)
+        return gate_logits, psi, semantic, fusion, prezq, cascaded, level0
+
+    def _semantics(
+        self,
+        words: torch.Tensor,
+        clip: torch.Tensor,
+        hubert: torch.Tensor,
+        emotion: torch.Tensor | None,
+        b: int,
+        t: int,
+        psi_override: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gate logits `(B, T', 2)`, psi `(B, T')`, the psi-weighted semantic memory and the fusion `(B, T, A)`."""
         if words.shape != (b, t):
             raise ValueError(f"words must be (B, T) = ({b}, {t}), got {tuple(words.shape)}")
         tokens = t // self.frames_per_token
@@ -268,9 +286,25 @@ class SparseGenerator(nn.Module):
         semantic = self.semantic_mlp(fusion)
         if self.feature_weighting:
             semantic = semantic * psi.repeat_interleave(self.frames_per_token, dim=1)[..., None]
+        return gate_logits, psi, semantic, fusion
 
+    def _trunk(
+        self,
+        semantic: torch.Tensor,
+        psi: torch.Tensor,
+        latent_all: torch.Tensor,
+        mask: torch.Tensor,
+        speaker: torch.Tensor,
+        base_latents: dict[str, torch.Tensor] | None,
+        use_semantic_body: bool | torch.Tensor,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Motion encoder, body trunk, cascade and base blend -> pre-cascade, cascaded and level-0 latents.
+        `use_semantic_body`: a bool for every row, or the `(R,)` int64 rows that attend to the semantics."""
         hint = self.motion_encoder(latent_all, mask)
-        prezq = self.body(hint, speaker, semantic if use_semantic_body else None)
+        if isinstance(use_semantic_body, torch.Tensor):
+            prezq = self.body(hint, speaker, semantic, use_semantic_body)
+        else:
+            prezq = self.body(hint, speaker, semantic if use_semantic_body else None)
         cas = self.cascade
         hands = cas["hands"](prezq["hands"], prezq["upper"] + prezq["lower"])
         cascaded = {
@@ -291,7 +325,7 @@ class SparseGenerator(nn.Module):
                 level0[p] = self.blend[p](w * cascaded[p] + (1 - w) * base_latents[p])
         else:
             level0 = cascaded
-        return gate_logits, psi, semantic, fusion, prezq, cascaded, level0
+        return prezq, cascaded, level0
 
     def forward(
         self,
@@ -321,14 +355,56 @@ class SparseGenerator(nn.Module):
             psi_override: `(B, T/4)` semantic scores replacing the gate's psi in W_f and the blend (user control
                 of emphasis); the gate logits are still returned.
         """
-        gate_logits, psi, semantic, fusion, prezq, cascaded, level0 = self._encode(
-            words, clip, hubert, emotion, latent_all, mask, speaker, base_latents, use_semantic_body, psi_override
-        )
+        return self.forward_passes(
+            words, clip, hubert, latent_all, [mask], [use_semantic_body], speaker, emotion, base_latents,
+            target_codes, psi_override,
+        )[0]  # fmt: skip
+
+    def forward_passes(
+        self,
+        words: torch.Tensor,
+        clip: torch.Tensor,
+        hubert: torch.Tensor,
+        latent_all: torch.Tensor,
+        masks: list[torch.Tensor],
+        use_semantic_body: list[bool],
+        speaker: torch.Tensor,
+        emotion: torch.Tensor | None = None,
+        base_latents: dict[str, torch.Tensor] | None = None,
+        target_codes: dict[str, torch.Tensor] | None = None,
+        psi_override: torch.Tensor | None = None,
+    ) -> list[SparseOutput]:
+        """`forward` of the same inputs under several masks, as one batched pass (see
+        `BaseGenerator.forward_passes`): the semantic encoder and the gate run once, the rest on the passes
+        stacked along the batch. `masks`: one `(B, T, latent_dim)` per pass; `use_semantic_body`: one flag per
+        pass. Returns one `SparseOutput` per pass (gate logits and psi shared)."""
+        if len(masks) != len(use_semantic_body) or not masks:
+            raise ValueError(
+                f"{len(masks)} masks and {len(use_semantic_body)} use_semantic_body flags: give one per pass"
+            )
+        b, t = check_motion_inputs(latent_all, masks[0], speaker, self.latent_dim, self.num_speakers)
+        for m in masks[1:]:
+            check_motion_inputs(latent_all, m, speaker, self.latent_dim, self.num_speakers)
+        n = len(masks)
+        gate_logits, psi, semantic, fusion = self._semantics(words, clip, hubert, emotion, b, t, psi_override)
+        rep = repeat_batch(n)
+        sem = rep(semantic)
+        sem_rows = pass_rows(use_semantic_body, b, latent_all.device)
+        prezq, cascaded, level0 = self._trunk(
+            sem, rep(psi), rep(latent_all), torch.cat(masks) if n > 1 else masks[0], rep(speaker),
+            None if base_latents is None else {p: rep(v) for p, v in base_latents.items()}, sem_rows,
+        )  # fmt: skip
         logits, latents = {}, {}
         for p in BODY_PARTS:
-            given = None if target_codes is None else target_codes.get(p)
-            logits[p], latents[p] = self.predictors[p](level0[p], semantic, given)
-        return SparseOutput(gate_logits, psi, logits, latents, prezq, cascaded, semantic, fusion)
+            given = None if target_codes is None or p not in target_codes else rep(target_codes[p])
+            logits[p], latents[p] = self.predictors[p](level0[p], sem, given)
+        per_part = (logits, latents, prezq, cascaded)
+        return [
+            SparseOutput(
+                gate_logits, psi, *({p: rows(v, i, n) for p, v in d.items()} for d in per_part), semantic, fusion
+            )
+            for i in range(n)
+        ]
 
     @torch.no_grad()
     def generate_codes(

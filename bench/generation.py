@@ -123,7 +123,9 @@ def build_pipeline(size: str, folder: Path, device: torch.device, words):
                     device=str(device), num_speakers=int(sparse.base.generator.num_speakers))  # fmt: skip
 
 
-def run_stream(pipeline, frontend, audio, words, device, precision: str, plan, push_samples: int) -> dict[str, Any]:
+def run_stream(
+    pipeline, frontend, audio, words, device, precision: str, plan, push_samples: int, cuda_graphs: bool = True
+) -> dict[str, Any]:
     """Push the speech through `StreamingGenerator` in pieces of `push_samples` (the whole speech at once is what
     `semtalk.inference.generate_audio` does with the offline plan); seconds by part and per push."""
     from semtalk.streaming import StreamingGenerator
@@ -132,7 +134,7 @@ def run_stream(pipeline, frontend, audio, words, device, precision: str, plan, p
     sents = Timed(frontend.sentence_features, device)
     frontend.audio_features, frontend.sentence_features = feats, sents
     try:
-        gen = StreamingGenerator(pipeline, words=words, frontend=frontend, plan=plan)
+        gen = StreamingGenerator(pipeline, words=words, frontend=frontend, plan=plan, cuda_graphs=cuda_graphs)
         pushes: list[float] = []
         chunks = []
         t0 = time.perf_counter()
@@ -157,12 +159,15 @@ def run_stream(pipeline, frontend, audio, words, device, precision: str, plan, p
             "delay_s": gen.stats.summary().get("mean_delay_seconds")}  # fmt: skip
 
 
-def offline_run(pipeline, frontend, audio, words, device, precision: str, out_dir: Path) -> dict[str, Any]:
+def offline_run(
+    pipeline, frontend, audio, words, device, precision: str, out_dir: Path, cuda_graphs: bool = True
+) -> dict[str, Any]:
     """The offline generation of the whole speech (`generate_audio`'s engine and plan) plus the npz export."""
     from semtalk.export import save_smplx_npz
     from semtalk.streaming import offline_plan
 
-    r = run_stream(pipeline, frontend, audio, words, device, precision, offline_plan(pipeline.frontend), len(audio))
+    plan = offline_plan(pipeline.frontend)
+    r = run_stream(pipeline, frontend, audio, words, device, precision, plan, len(audio), cuda_graphs)
     t0 = time.perf_counter()
     cat = {k: np.concatenate([getattr(c, k) for c in r["chunks"]]) for k in ("poses", "trans", "expressions")}
     save_smplx_npz(out_dir / "motion.npz", cat["poses"], cat["trans"], cat["expressions"], np.zeros(300))
@@ -179,6 +184,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--plan", choices=("low-latency", "offline"), default="low-latency",
                    help="the streaming run's feature block plan")  # fmt: skip
     p.add_argument("--no-streaming", action="store_true", help="offline rows only")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="run the windows eagerly on CUDA too")
+    p.add_argument(
+        "--eager-too",
+        action="store_true",
+        help="on CUDA, add an offline run without CUDA graphs and the largest pose difference to it",
+    )
     p.add_argument("--audio", type=Path, default=None, help="speech from this wav instead of the synthesiser")
     p.add_argument("--textgrid", type=Path, default=None, help="the words of --audio (Praat TextGrid)")
     args = p.parse_args(argv)
@@ -200,28 +211,48 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         load_s = time.perf_counter() - t0
         warm_audio = audio[: min(len(audio), 16000 * 3)]
         for _ in range(max(0, args.warmup)):
-            offline_run(pipeline, frontend, warm_audio, words, device, args.precision[0], Path(tmp))
+            offline_run(
+                pipeline, frontend, warm_audio, words, device, args.precision[0], Path(tmp), not args.no_cuda_graphs
+            )
         for precision in args.precision:
             runs = []
             with PeakMemory(device) as mem:
                 for _ in range(max(1, args.repeats)):
-                    runs.append(offline_run(pipeline, frontend, audio, words, device, precision, Path(tmp)))
+                    runs.append(
+                        offline_run(
+                            pipeline, frontend, audio, words, device, precision, Path(tmp), not args.no_cuda_graphs
+                        )
+                    )
             r = min(runs, key=lambda x: x["wall"])
             gen_s = r["wall"] - r["encoders"]
+            graphs = device.type == "cuda" and not args.no_cuda_graphs
             rows.append({
-                "mode": "offline", "size": args.size, "precision": precision, "audio_s": seconds,
+                "mode": "offline" + (" (CUDA graphs)" if graphs else ""), "size": args.size, "precision": precision,
+                "audio_s": seconds,
                 "wall_s": r["wall"], "x_realtime": seconds / r["wall"], "encoders_s": r["encoders"],
                 "generators_s": r["windows"], "decode_s": r["decode"], "npz_s": r["npz"],
                 "x_realtime_gen": seconds / gen_s, "ms_per_window": 1e3 * r["windows"] / max(r["window_calls"], 1),
                 "peak_mem_MiB": mem.mib, "memory_kind": mem.kind, "encoder_load_s": load_s,
                 "windows": r["window_calls"], "repeats": len(runs),
             })  # fmt: skip
+            if graphs and args.eager_too:
+                e = offline_run(pipeline, frontend, audio, words, device, precision, Path(tmp), False)
+                diff = max(float(np.abs(a.poses - b.poses).max()) for a, b in zip(r["chunks"], e["chunks"]))
+                rows[-1]["max_pose_diff_to_eager"] = diff
+                rows.append({
+                    "mode": "offline (eager)", "size": args.size, "precision": precision, "audio_s": seconds,
+                    "wall_s": e["wall"], "x_realtime": seconds / e["wall"], "encoders_s": e["encoders"],
+                    "generators_s": e["windows"], "decode_s": e["decode"], "npz_s": e["npz"],
+                    "x_realtime_gen": seconds / (e["wall"] - e["encoders"]),
+                    "ms_per_window": 1e3 * e["windows"] / max(e["window_calls"], 1), "windows": e["window_calls"],
+                })  # fmt: skip
+                print(f"  {precision}: CUDA graphs vs eager, largest pose difference {diff:.2e} rad", file=sys.stderr)
             if args.no_streaming:
                 continue
             plan = LOW_LATENCY_PLAN if args.plan == "low-latency" else offline_plan(pipeline.frontend)
             with PeakMemory(device) as mem:
                 step = max(1, int(round(args.chunk_seconds * 16000)))
-                s = run_stream(pipeline, frontend, audio, words, device, precision, plan, step)
+                s = run_stream(pipeline, frontend, audio, words, device, precision, plan, step, not args.no_cuda_graphs)
             pushes = Timing(s["pushes"])
             gen_s = s["wall"] - s["encoders"]
             rows.append({

@@ -71,11 +71,16 @@ class StepTimer(L.Callback):
 
 
 def compile_stage(stage) -> None:
-    """`torch.compile` the trained network of a stage in place."""
+    """`torch.compile` the trained network of a stage in place: each of its top-level blocks (the stages call
+    methods other than `forward` on the generators, e.g. `forward_passes`, so the blocks are compiled, not the
+    whole network)."""
     for name in ("generator", "model", "net"):
         module = getattr(stage, name, None)
         if isinstance(module, torch.nn.Module):
-            module.compile()
+            for child in module.children():
+                blocks = child.values() if isinstance(child, torch.nn.ModuleDict) else [child]
+                for block in blocks:
+                    block.compile()
             return
 
 

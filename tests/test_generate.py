@@ -331,6 +331,26 @@ def test_streaming_equals_offline_and_stays_bounded(pipeline, frontend, long_spe
     assert stats["pushes"] == len(out) - 1 and stats["max_delay_seconds"] < 8.0
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_windows_equal_eager_windows(project, long_speech):
+    from stages.inference import load_pipeline
+
+    audio, words = long_speech
+    gpu = load_pipeline(project / "checkpoints", device="cuda")
+    fe = Frontend(gpu.frontend, gpu.needs("full"), "cuda")
+    fe.build()
+    runs = {}
+    for graphs in (True, False):
+        gen = StreamingGenerator(gpu, words=words, plan=SMALL_PLAN, frontend=fe, cuda_graphs=graphs)
+        chunks = [gen.push(audio), gen.finish()]
+        runs[graphs] = (np.concatenate([c.poses for c in chunks]), np.concatenate([c.psi for c in chunks]))
+        if graphs:
+            assert gen.engine.graphed.replays == gen.engine.k > 4 and not gen.engine.graphed.failed
+    assert np.abs(runs[True][0] - runs[False][0]).max() < 1e-4
+    assert np.abs(runs[True][1] - runs[False][1]).max() < 1e-5
+
+
 def test_emphasis_changes_psi_and_motion_on_its_frames_only(pipeline, frontend, long_speech):
     audio, words = long_speech
     track = WordTrack(words, frontend.vocab)

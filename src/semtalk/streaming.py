@@ -31,6 +31,7 @@ from torch import nn
 
 from semtalk.body.joints import FPS, SAMPLE_RATE
 from semtalk.body.parts import merge_parts, parts_to_latent_all
+from semtalk.cuda_graphs import GraphedFunction
 from semtalk.data.beat2 import WordInterval
 from semtalk.features.vocab import UNK
 from semtalk.generation import num_windows
@@ -194,6 +195,8 @@ class MotionEngine:
         seed_latent: `(1, 4, 337)` seed motion (default: the base checkpoint's mean training seed).
         start_trans: `(1, 3)` first root position (default: the seed's).
         decode_context: tokens of decoder context (default: `decoder_radius_tokens`, exact).
+        cuda_graphs: on a CUDA device, replay each generation window as a CUDA graph (`semtalk.cuda_graphs`;
+            the same result without the per-operation launch cost); windows with emphasis gains run eagerly.
     """
 
     def __init__(
@@ -208,6 +211,7 @@ class MotionEngine:
         seed_latent: torch.Tensor | None = None,
         start_trans: torch.Tensor | None = None,
         decode_context: int | None = None,
+        cuda_graphs: bool = True,
     ) -> None:
         self.pipeline, self.mode, self.beta = pipeline, pipeline.resolve_mode(mode), float(beta)
         self.base, self.sparse = pipeline.base, pipeline.sparse
@@ -238,6 +242,14 @@ class MotionEngine:
         self.tokens = 0
         self.emitted = 0  # tokens already decoded and returned
         self.timings: dict[str, float] = {"windows": 0.0, "decode": 0.0}
+        self._feature_keys: tuple[str, ...] = ()
+        use_graphs = cuda_graphs and self.device.type == "cuda"
+        self.graphed = (
+            GraphedFunction(lambda *t: self._window(0, t[0], *self._split_clip(t[1:]))) if use_graphs else None
+        )
+
+    def _split_clip(self, rest: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor | None, ...]:
+        return (None, *rest) if self.mode == "rhythm" else rest
 
     # ------------------------------------------------------------------------------------------ input
     def add_features(self, feats: dict[str, np.ndarray]) -> None:
@@ -285,21 +297,35 @@ class MotionEngine:
 
         return scale
 
-    def _run_window(self) -> None:
-        k, s = self.k, self.k * self.step
-        feats = self._window_inputs(s)
-        latent = self.seed.new_zeros(1, self.window, self.seed.shape[-1])
-        latent[:, : self.seed_frames] = self.seed
+    def _window(self, k: int, seed: torch.Tensor, clip: torch.Tensor | None, *feats: torch.Tensor):
+        """Window `k` from its seed `(1, 4, 337)`, the sentence feature `(1, 1, Dc)` (full mode) and the window's
+        features (in `self._feature_keys` order) -> codes part -> `(1, T', Q)`, psi `(1, T')` or None, and the
+        next window's seed `(1, 4, 337)`."""
+        latent = seed.new_zeros(1, self.window, seed.shape[-1])
+        latent[:, : self.seed_frames] = seed
         mask = torch.ones_like(latent)
         mask[:, : self.seed_frames] = 0
         if self.mode == "rhythm":
             fn = self.base.window_fn(self.speaker)
         else:
+            fn = self.sparse.window_fn(self.speaker, clip, self.beta, self._psi_scale(), "full")
+        codes, psi = fn(dict(zip(self._feature_keys, feats)), latent, mask, k)
+        seed = parts_to_latent_all(self.codec.decode(codes))[:, -self.seed_frames :]
+        return codes, psi, seed
+
+    def _run_window(self) -> None:
+        k, s = self.k, self.k * self.step
+        feats = self._window_inputs(s)
+        self._feature_keys = tuple(feats)
+        clip = None
+        if self.mode != "rhythm":
             sentence = self.words.sentence(s, min(s + self.window, self.available)) if self.words is not None else ""
             clip = torch.from_numpy(self.frontend.sentence_features([sentence]))[:, None].to(self.device)
-            fn = self.sparse.window_fn(self.speaker, clip, self.beta, self._psi_scale(), "full")
         with torch.no_grad():
-            codes, psi = fn(feats, latent, mask, k)
+            if self.graphed is not None and not self.emphasis:  # k only matters to the emphasis gains
+                codes, psi, seed = self.graphed(self.seed, *(() if clip is None else (clip,)), *feats.values())
+            else:
+                codes, psi, seed = self._window(k, self.seed, clip, *feats.values())
             first = 0 if k == 0 else self.seed_frames // self.ds
             for p, c in codes.items():
                 c = c[:, first:]
@@ -313,8 +339,7 @@ class MotionEngine:
                 gain = self.emphasis.token_gains(self.words, s, first + new_tokens, self.ds)[first:].astype(np.float32)
             self.gain = np.concatenate((self.gain, gain))
             self.tokens += new_tokens
-            decoded = self.codec.decode(codes)
-            self.seed = parts_to_latent_all(decoded)[:, -self.seed_frames :]
+            self.seed = seed
         self.k += 1
         drop = self.k * self.step - self.feat_start  # frames no later window reads
         if drop > 0:
@@ -452,7 +477,7 @@ class StreamingGenerator:
             `OFFLINE_PLAN` for 20 s encoder chunks, reproduces `semtalk generate`).
         decode_context: see `MotionEngine`.
         frontend: a built `Frontend` to share between runs (made from the pipeline otherwise).
-        seed_latent, start_trans: see `MotionEngine`.
+        seed_latent, start_trans, cuda_graphs: see `MotionEngine`.
     """
 
     def __init__(
@@ -469,6 +494,7 @@ class StreamingGenerator:
         frontend: Frontend | None = None,
         seed_latent: torch.Tensor | None = None,
         start_trans: torch.Tensor | None = None,
+        cuda_graphs: bool = True,
     ) -> None:
         self.mode = pipeline.resolve_mode(mode)
         self.notices: list[str] = []
@@ -487,7 +513,7 @@ class StreamingGenerator:
             self.words = WordTrack(words or (), vocab)
         self.features = AudioFeatureStream(frontend, plan)
         self.engine = MotionEngine(pipeline, index, self.mode, self.beta, self.words, emphasis, frontend,
-                                   seed_latent, start_trans, decode_context)  # fmt: skip
+                                   seed_latent, start_trans, decode_context, cuda_graphs)  # fmt: skip
         self.stats = StreamStats()
 
     def _emit(self, chunk: MotionChunk | None, received_frames: int) -> MotionChunk:

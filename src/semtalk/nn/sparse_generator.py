@@ -226,7 +226,8 @@ class SparseGenerator(nn.Module):
         b, t = words.shape
         if words.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"words must be int64 vocabulary ids, got {words.dtype}")
-        if words.numel() and (int(words.min()) < 0 or int(words.max()) >= self.vocab_size):
+        capturing = words.is_cuda and torch.cuda.is_current_stream_capturing()  # a CUDA graph: no host sync
+        if words.numel() and not capturing and (int(words.min()) < 0 or int(words.max()) >= self.vocab_size):
             raise ValueError(f"word ids must lie in [0, {self.vocab_size}); check the vocabulary of the cache")
         check_frame_input("hubert", hubert, b, t, self.hubert_dim)
         if clip.shape != (b, self.clip_dim):

@@ -211,21 +211,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         load_s = time.perf_counter() - t0
         warm_audio = audio[: min(len(audio), 16000 * 3)]
         for _ in range(max(0, args.warmup)):
-            offline_run(
-                pipeline, frontend, warm_audio, words, device, args.precision[0], Path(tmp), not args.no_cuda_graphs
-            )
+            offline_run(pipeline, frontend, warm_audio, words, device, args.precision[0], Path(tmp), args.cuda_graphs)
         for precision in args.precision:
             runs = []
             with PeakMemory(device) as mem:
                 for _ in range(max(1, args.repeats)):
                     runs.append(
-                        offline_run(
-                            pipeline, frontend, audio, words, device, precision, Path(tmp), not args.no_cuda_graphs
-                        )
+                        offline_run(pipeline, frontend, audio, words, device, precision, Path(tmp), args.cuda_graphs)
                     )
             r = min(runs, key=lambda x: x["wall"])
             gen_s = r["wall"] - r["encoders"]
-            graphs = device.type == "cuda" and not args.no_cuda_graphs
+            graphs = device.type == "cuda" and args.cuda_graphs
             rows.append({
                 "mode": "offline" + (" (CUDA graphs)" if graphs else ""), "size": args.size, "precision": precision,
                 "audio_s": seconds,
@@ -252,7 +248,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             plan = LOW_LATENCY_PLAN if args.plan == "low-latency" else offline_plan(pipeline.frontend)
             with PeakMemory(device) as mem:
                 step = max(1, int(round(args.chunk_seconds * 16000)))
-                s = run_stream(pipeline, frontend, audio, words, device, precision, plan, step, not args.no_cuda_graphs)
+                s = run_stream(pipeline, frontend, audio, words, device, precision, plan, step, args.cuda_graphs)
             pushes = Timing(s["pushes"])
             gen_s = s["wall"] - s["encoders"]
             rows.append({

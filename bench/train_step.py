@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PeakMemory, Timing, base_parser, machine, quiet_logs, report, setup, synchronize  # noqa: E402
 from stage_models import STAGES, build_stage, parameter_count, stage_config, synthetic_batch, to_device  # noqa: E402
 
-COLUMNS = ("stage", "size", "precision", "batch", "params_M", "step_ms", "samples_per_s", "peak_mem_MiB",
+COLUMNS = ("stage", "size", "precision", "passes", "batch", "params_M", "step_ms", "samples_per_s", "peak_mem_MiB",
            "gflop_per_step", "achieved_tflops", "mfu_pct")  # fmt: skip
 TRAINER_PRECISION = {"32": "32-true", "bf16": "bf16-mixed"}
 
@@ -115,12 +115,20 @@ def bench_stage(name: str, args, device: torch.device, folder: Path, smplx_root:
     if args.compile:
         compile_stage(stage)
     batch = synthetic_batch(args.size, batch_size, seed=args.seed)
-    flops = None
-    if args.flops or device.type == "cuda":
-        stage.to(device).train()
-        flops = count_flops(stage, to_device(batch, device))
     rows = []
-    for precision in args.precision:
+    has_passes = "batched_passes" in stage.hparams
+    variants = [(pr, pa) for pa in (args.passes if has_passes else ["-"]) for pr in args.precision]
+    counted: dict[str, float] = {}
+    if args.flops or device.type == "cuda":  # before any fit: training_step logs only outside a Trainer loop then
+        stage.to(device).train()
+        for passes in dict.fromkeys(pa for _, pa in variants):
+            if has_passes:
+                stage.hparams.batched_passes = passes == "batched"
+            counted[passes] = count_flops(stage, to_device(batch, device))
+    for precision, passes in variants:
+        if has_passes:
+            stage.hparams.batched_passes = passes == "batched"
+        flops = counted.get(passes)
         timer = fit_steps(stage, batch, args, device, precision, cfg["trainer"].get("gradient_clip_val"))
         timing = Timing(timer.seconds)
         achieved = flops / timing.median / 1e12 if flops is not None else None
@@ -128,6 +136,7 @@ def bench_stage(name: str, args, device: torch.device, folder: Path, smplx_root:
             "stage": name,
             "size": args.size,
             "precision": precision,
+            "passes": passes,
             "batch": batch_size,
             "params_M": parameter_count(stage) / 1e6,
             "step_ms": timing.median * 1e3,
@@ -142,7 +151,7 @@ def bench_stage(name: str, args, device: torch.device, folder: Path, smplx_root:
             "repeats": len(timer.seconds),
         }
         rows.append(row)
-        print(f"  {name} {precision}: {row['step_ms']:.1f} ms/step, {row['samples_per_s']:.1f} samples/s",
+        print(f"  {name} {precision} {passes}: {row['step_ms']:.1f} ms/step, {row['samples_per_s']:.1f} samples/s",
               file=sys.stderr, flush=True)  # fmt: skip
     del stage, batch
     gc.collect()
@@ -159,6 +168,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--flops", action="store_true", help="count FLOPs on the CPU too (always on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trained network")
     p.add_argument("--no-body-model", action="store_true", help="stage 1 without the joint-position losses")
+    p.add_argument(
+        "--passes",
+        nargs="+",
+        choices=("batched", "sequential"),
+        default=["batched"],
+        help="base/sparse: the three training passes as one batched call or one after another",
+    )
     args = p.parse_args(argv)
     device = setup(args)
     rows: list[dict[str, Any]] = []

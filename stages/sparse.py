@@ -52,7 +52,7 @@ class SparseStage(L.LightningModule):
         gate_every_pass: add the gate cross-entropy in all three passes; False adds it once (the code computes it
             in every pass but adds it only in the second).
         beta: psi threshold of the fusion at generation.
-        teacher_forcing, mask_*: as in `BaseStage`.
+        teacher_forcing, batched_passes, mask_*: as in `BaseStage`.
         lr, adam_betas: Adam settings.
             lr_schedule: `constant` (the reference), or `cosine` (per-step warm-up over `warmup` of the run, then
             cosine decay; short runs).
@@ -73,6 +73,7 @@ class SparseStage(L.LightningModule):
         gate_every_pass: bool = True,
         beta: float = 0.5,
         teacher_forcing: bool = False,
+        batched_passes: bool = True,
         mask_start: float = 0.05,
         mask_span_epochs: int = 400,
         mask_until: int = 130,
@@ -197,10 +198,19 @@ class SparseStage(L.LightningModule):
         ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
         mask = (torch.rand_like(latent) < ratio).float()
         names = ("gen", "mask", "audio_mask")
-        outs = self.generator.forward_passes(  # the three passes batched into one
-            x["words"], x["clip"], x["hubert"], latent, [seed_mask, mask, mask], [True, False, True], x["speaker"],
-            x["emotion"], base_latents, given,
-        )  # fmt: skip
+        masks, flags = [seed_mask, mask, mask], [True, False, True]
+        if hp.batched_passes:  # the three passes batched into one
+            outs = self.generator.forward_passes(
+                x["words"], x["clip"], x["hubert"], latent, masks, flags, x["speaker"], x["emotion"], base_latents,
+                given,
+            )  # fmt: skip
+        else:
+            outs = [
+                self.generator(
+                    x["words"], x["clip"], x["hubert"], latent, m, x["speaker"], x["emotion"], base_latents, f, given
+                )
+                for m, f in zip(masks, flags)
+            ]  # fmt: skip
         psi = None
         for name, out in zip(names, outs):
             losses[f"latent_{name}"], losses[f"cls_{name}"] = self._code_losses(out, codes, vectors, weight)

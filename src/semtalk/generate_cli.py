@@ -65,6 +65,11 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
                    help="SMPL-X model root (holds smplx/SMPLX_NEUTRAL_2020.npz) for the BVH offsets and the video; "
                         "default: the training body model, else the synthetic stand-in")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="on a GPU, replay each generation window as a CUDA graph (same result, less launch overhead)",
+    )
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 is fastest on a machine busy with other work, "
                         "see the README's benchmarks")  # fmt: skip
@@ -217,7 +222,8 @@ def run_generate(args: argparse.Namespace) -> list[dict]:
             try:
                 result = generate_audio(pipeline, audio.blocks(), track, speaker=args.speaker, mode=mode,
                                         beta=args.beta, emphasis=emphasis, frontend=frontend,
-                                        on_block=wav_copy.write if wav_copy is not None else None)  # fmt: skip
+                                        on_block=wav_copy.write if wav_copy is not None else None,
+                                        cuda_graphs=args.cuda_graphs)  # fmt: skip
             finally:
                 if wav_copy is not None:
                     wav_copy.close()

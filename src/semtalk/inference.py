@@ -616,18 +616,20 @@ def generate_audio(
     plan=None,
     frontend: Frontend | None = None,
     on_block=None,
+    cuda_graphs: bool = False,
 ) -> GenerationResult:
     """Generate motion for speech given as 16 kHz mono blocks (e.g. `AudioFile(path).blocks()`).
 
     The streaming engine runs with `plan` (default `semtalk.streaming.offline_plan`: 18 s feature blocks with
     1.5 s of left and 0.5 s of right context for 20 s encoder chunks); `on_block(block)` sees every input block
-    (e.g. to write a wav copy).
+    (e.g. to write a wav copy); `cuda_graphs`: see `semtalk.streaming.MotionEngine`.
     """
     from semtalk.streaming import StreamingGenerator, offline_plan
 
     t0 = time.perf_counter()
     gen = StreamingGenerator(pipeline, words=words, speaker=speaker, mode=mode, beta=beta, emphasis=emphasis,
-                             plan=plan or offline_plan(pipeline.frontend), frontend=frontend)  # fmt: skip
+                             plan=plan or offline_plan(pipeline.frontend), frontend=frontend,
+                             cuda_graphs=cuda_graphs)  # fmt: skip
     chunks = []
     for block in blocks:
         if on_block is not None:

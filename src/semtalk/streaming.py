@@ -197,6 +197,7 @@ class MotionEngine:
         decode_context: tokens of decoder context (default: `decoder_radius_tokens`, exact).
         cuda_graphs: on a CUDA device, replay each generation window as a CUDA graph (`semtalk.cuda_graphs`;
             the same result without the per-operation launch cost); windows with emphasis gains run eagerly.
+            Opt-in: its GPU tests (tests/test_cuda_graphs.py, test_generate.py) have not yet run on a GPU.
     """
 
     def __init__(
@@ -211,7 +212,7 @@ class MotionEngine:
         seed_latent: torch.Tensor | None = None,
         start_trans: torch.Tensor | None = None,
         decode_context: int | None = None,
-        cuda_graphs: bool = True,
+        cuda_graphs: bool = False,
     ) -> None:
         self.pipeline, self.mode, self.beta = pipeline, pipeline.resolve_mode(mode), float(beta)
         self.base, self.sparse = pipeline.base, pipeline.sparse
@@ -494,7 +495,7 @@ class StreamingGenerator:
         frontend: Frontend | None = None,
         seed_latent: torch.Tensor | None = None,
         start_trans: torch.Tensor | None = None,
-        cuda_graphs: bool = True,
+        cuda_graphs: bool = False,
     ) -> None:
         self.mode = pipeline.resolve_mode(mode)
         self.notices: list[str] = []

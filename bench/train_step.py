@@ -31,7 +31,7 @@ from common import PeakMemory, Timing, base_parser, machine, quiet_logs, report,
 from stage_models import STAGES, build_stage, parameter_count, stage_config, synthetic_batch, to_device  # noqa: E402
 
 COLUMNS = ("stage", "size", "precision", "passes", "batch", "params_M", "step_ms", "samples_per_s", "peak_mem_MiB",
-           "gflop_per_step", "achieved_tflops", "mfu_pct")  # fmt: skip
+           "gflop_per_step", "kops_per_step", "achieved_tflops", "mfu_pct")  # fmt: skip
 TRAINER_PRECISION = {"32": "32-true", "bf16": "bf16-mixed"}
 
 
@@ -95,6 +95,18 @@ def count_flops(stage, batch: dict[str, torch.Tensor]) -> float:
     return float(counter.get_total_flops())
 
 
+def count_ops(stage, batch: dict[str, torch.Tensor]) -> int:
+    """ATen operator calls of one `training_step` and its backward (nested calls included), counted by the
+    profiler outside the Trainer: on a GPU each costs host time, so a step of many small operations is bound by
+    the host, not by the device."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        stage.training_step(batch, 0).backward()
+    stage.zero_grad(set_to_none=True)
+    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+
+
 def fit_steps(stage, batch, args, device: torch.device, precision: str, clip: float | None) -> StepTimer:
     """`warmup + repeats` steps of `Trainer.fit` on the fixed batch; the timer holds the timed ones."""
     timer = StepTimer(device, args.warmup)
@@ -119,12 +131,16 @@ def bench_stage(name: str, args, device: torch.device, folder: Path, smplx_root:
     has_passes = "batched_passes" in stage.hparams
     variants = [(pr, pa) for pa in (args.passes if has_passes else ["-"]) for pr in args.precision]
     counted: dict[str, float] = {}
-    if args.flops or device.type == "cuda":  # before any fit: training_step logs only outside a Trainer loop then
+    ops: dict[str, int] = {}
+    if args.flops or args.ops or device.type == "cuda":  # before any fit: training_step logs outside a Trainer
         stage.to(device).train()
         for passes in dict.fromkeys(pa for _, pa in variants):
             if has_passes:
                 stage.hparams.batched_passes = passes == "batched"
-            counted[passes] = count_flops(stage, to_device(batch, device))
+            if args.flops or device.type == "cuda":
+                counted[passes] = count_flops(stage, to_device(batch, device))
+            if args.ops:
+                ops[passes] = count_ops(stage, to_device(batch, device))
     for precision, passes in variants:
         if has_passes:
             stage.hparams.batched_passes = passes == "batched"
@@ -145,6 +161,7 @@ def bench_stage(name: str, args, device: torch.device, folder: Path, smplx_root:
             "peak_mem_MiB": timer.memory.mib,
             "memory_kind": timer.memory.kind,
             "gflop_per_step": flops / 1e9 if flops is not None else None,
+            "kops_per_step": ops[passes] / 1e3 if passes in ops else None,
             "achieved_tflops": achieved,
             "mfu_pct": 100 * achieved / args.peak_tflops if device.type == "cuda" and achieved is not None else None,
             "compiled": bool(args.compile),
@@ -167,6 +184,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--peak-tflops", type=float, default=989.0, help="device peak for the MFU (H200 dense bf16)")
     p.add_argument("--flops", action="store_true", help="count FLOPs on the CPU too (always on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trained network")
+    p.add_argument("--ops", action="store_true", help="count the ATen operator calls of a step (kops_per_step)")
     p.add_argument("--no-body-model", action="store_true", help="stage 1 without the joint-position losses")
     p.add_argument(
         "--passes",

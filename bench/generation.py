@@ -184,11 +184,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--plan", choices=("low-latency", "offline"), default="low-latency",
                    help="the streaming run's feature block plan")  # fmt: skip
     p.add_argument("--no-streaming", action="store_true", help="offline rows only")
-    p.add_argument("--no-cuda-graphs", action="store_true", help="run the windows eagerly on CUDA too")
+    p.add_argument("--cuda-graphs", action="store_true", help="on CUDA, replay the windows as CUDA graphs")
     p.add_argument(
         "--eager-too",
         action="store_true",
-        help="on CUDA, add an offline run without CUDA graphs and the largest pose difference to it",
+        help="with --cuda-graphs, add an offline run without them and the largest pose difference",
     )
     p.add_argument("--audio", type=Path, default=None, help="speech from this wav instead of the synthesiser")
     p.add_argument("--textgrid", type=Path, default=None, help="the words of --audio (Praat TextGrid)")

@@ -38,22 +38,7 @@ from semtalk.metrics.synchrony import (
     lipsync,
     summarise_curve,
 )
-from semtalk.metrics.torchmetrics_impl import _lengths, _zero
-
-
-def _numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().cpu().float().numpy()
-
-
-def _joints_and_audio(joints: torch.Tensor, audio: torch.Tensor, name: str) -> torch.Tensor:
-    if joints.ndim == 3:
-        joints = joints.reshape(joints.shape[0], joints.shape[1], -1, 3)
-    if joints.ndim != 4 or joints.shape[2] != NUM_JOINTS or audio.ndim != 2 or audio.shape[0] != joints.shape[0]:
-        raise ValueError(
-            f"{name} expects joints (B, T, {NUM_JOINTS}, 3) and audio (B, S), got {tuple(joints.shape)} and "
-            f"{tuple(audio.shape)}"
-        )
-    return joints
+from semtalk.metrics.torchmetrics_impl import _joints_and_audio, _lengths, _numpy, _zero
 
 
 class _CurveState:

@@ -33,6 +33,21 @@ from semtalk.metrics.gate import gate_correct
 from semtalk.metrics.profiles import MetricProfile, get_profile
 
 
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().float().numpy()
+
+
+def _joints_and_audio(joints: torch.Tensor, audio: torch.Tensor, name: str) -> torch.Tensor:
+    if joints.ndim == 3:
+        joints = joints.reshape(joints.shape[0], joints.shape[1], -1, 3)
+    if joints.ndim != 4 or joints.shape[2] != NUM_JOINTS or audio.ndim != 2 or audio.shape[0] != joints.shape[0]:
+        raise ValueError(
+            f"{name} expects joints (B, T, {NUM_JOINTS}, 3) and audio (B, S), got {tuple(joints.shape)} and "
+            f"{tuple(audio.shape)}"
+        )
+    return joints
+
+
 def _lengths(lengths: torch.Tensor | None, batch: int, frames: int) -> list[int]:
     if lengths is None:
         return [frames] * batch
@@ -157,18 +172,12 @@ class BeatConsistency(Metric):
         lengths: torch.Tensor | None = None,
         audio_lengths: torch.Tensor | None = None,
     ) -> None:
-        if joints.ndim == 3:
-            joints = joints.reshape(joints.shape[0], joints.shape[1], -1, 3)
-        if joints.ndim != 4 or joints.shape[2] != NUM_JOINTS or audio.ndim != 2 or audio.shape[0] != joints.shape[0]:
-            raise ValueError(
-                f"BeatConsistency expects joints (B, T, {NUM_JOINTS}, 3) and audio (B, S), got "
-                f"{tuple(joints.shape)} and {tuple(audio.shape)}"
-            )
+        joints = _joints_and_audio(joints, audio, "BeatConsistency")
         ls = _lengths(lengths, joints.shape[0], joints.shape[1])
         als = _lengths(audio_lengths, audio.shape[0], audio.shape[1])
         for b, (n, s) in enumerate(zip(ls, als)):
-            x = joints[b, :n].detach().cpu().float().numpy()
-            y = prepare_bc_audio(audio[b, :s].detach().cpu().float().numpy(), self.profile)
+            x = _numpy(joints[b, :n])
+            y = prepare_bc_audio(_numpy(audio[b, :s]), self.profile)
             score, weight = file_beat_consistency(x, y, self.mean_vel, self.profile)
             self.score_sum += score * weight
             self.weight_sum += weight

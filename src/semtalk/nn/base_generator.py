@@ -68,6 +68,23 @@ def check_frame_input(name: str, x: torch.Tensor, b: int, t: int, dim: int) -> N
         raise ValueError(f"{name} must be (B, T, {dim}) = ({b}, {t}, {dim}), got {tuple(x.shape)}")
 
 
+def check_passes(
+    masks: list[torch.Tensor],
+    flags: list[bool],
+    flag_name: str,
+    latent_all: torch.Tensor,
+    speaker: torch.Tensor,
+    latent_dim: int,
+    num_speakers: int,
+) -> tuple[int, int]:
+    """Check the masks and per-pass flags of a batched pass against the motion inputs -> `(B, T)`."""
+    if len(masks) != len(flags) or not masks:
+        raise ValueError(f"{len(masks)} masks and {len(flags)} {flag_name} flags: give one per pass")
+    for m in masks:
+        b, t = check_motion_inputs(latent_all, m, speaker, latent_dim, num_speakers)
+    return b, t
+
+
 def repeat_batch(passes: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """`x (B, ...)` -> `(passes * B, ...)`: the batch repeated once per pass (identity for one pass)."""
 
@@ -460,11 +477,8 @@ class BaseGenerator(nn.Module):
         Returns:
             one `GeneratorOutput` per pass, in order.
         """
-        if len(masks) != len(use_audio_body) or not masks:
-            raise ValueError(f"{len(masks)} masks and {len(use_audio_body)} use_audio_body flags: give one per pass")
-        b, t = check_motion_inputs(latent_all, masks[0], speaker, self.latent_dim, self.num_speakers)
-        for m in masks[1:]:
-            check_motion_inputs(latent_all, m, speaker, self.latent_dim, self.num_speakers)
+        b, t = check_passes(masks, use_audio_body, "use_audio_body", latent_all, speaker, self.latent_dim,
+                            self.num_speakers)  # fmt: skip
         check_frame_input("hubert", hubert, b, t, self.hubert_dim)
         check_frame_input("beat", beat, b, t, self.beat_dim)
         n = len(masks)

@@ -36,6 +36,7 @@ from semtalk.nn.base_generator import (
     check_frame_input,
     check_frames_per_token,
     check_motion_inputs,
+    check_passes,
     pass_rows,
     repeat_batch,
     rows,
@@ -379,13 +380,8 @@ class SparseGenerator(nn.Module):
         `BaseGenerator.forward_passes`): the semantic encoder and the gate run once, the rest on the passes
         stacked along the batch. `masks`: one `(B, T, latent_dim)` per pass; `use_semantic_body`: one flag per
         pass. Returns one `SparseOutput` per pass (gate logits and psi shared)."""
-        if len(masks) != len(use_semantic_body) or not masks:
-            raise ValueError(
-                f"{len(masks)} masks and {len(use_semantic_body)} use_semantic_body flags: give one per pass"
-            )
-        b, t = check_motion_inputs(latent_all, masks[0], speaker, self.latent_dim, self.num_speakers)
-        for m in masks[1:]:
-            check_motion_inputs(latent_all, m, speaker, self.latent_dim, self.num_speakers)
+        b, t = check_passes(masks, use_semantic_body, "use_semantic_body", latent_all, speaker, self.latent_dim,
+                            self.num_speakers)  # fmt: skip
         n = len(masks)
         gate_logits, psi, semantic, fusion = self._semantics(words, clip, hubert, emotion, b, t, psi_override)
         rep = repeat_batch(n)

@@ -44,12 +44,12 @@ import torch
 import yaml
 from torch import nn
 
+from semtalk.atomic import write_bytes_atomic, write_text_atomic
 from semtalk.body.face_mesh import FaceMeshBody
 from semtalk.body.joints import EYE_JOINTS, FPS, NUM_JOINTS
 from semtalk.body.model import BodyModel
 from semtalk.body.rotations import axis_angle_to_matrix, axis_angle_to_rot6d, geodesic_angle, rot6d_to_axis_angle
 from semtalk.data.beat2 import load_motion, load_sem
-from semtalk.data.cache import write_bytes_atomic
 from semtalk.data.datamodule import Beat2DataModule
 from semtalk.data.root import Beat2Root
 from semtalk.export import save_smplx_npz
@@ -732,10 +732,6 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
 def read_timing(path: Path) -> dict[str, Any]:
     """`{"steps": [{"name", "seconds"}], "total_seconds"}` from the main job's timing file."""
     try:
@@ -894,8 +890,8 @@ def build_report(
         "figures": {k: (str(v) if isinstance(v, Path) else v) for k, v in figures.items()},
         "seconds": round(seconds, 2),
     }
-    _atomic_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n")
-    _atomic_text(out, text)
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n")
+    write_text_atomic(out, text)
     for t, h, n in claim_rows:
         print(f"[report] claim {'holds' if h else 'does not hold'}: {t} ({n})", flush=True)
     print(f"[report] wrote {out} and {out_dir}/ in {seconds:.1f} s", flush=True)

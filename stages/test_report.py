@@ -17,8 +17,6 @@ selected on the test split (`Beat2DataModule(selection_split="test")`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from semtalk.atomic import write_text_atomic
 from semtalk.data.root import Beat2Root
 from semtalk.data.weights import MEAN_VEL_FILE, SMPLX_FILE, smplx_root_of
 from semtalk.export import save_smplx_npz
@@ -83,18 +82,6 @@ def check_test_options(test_profile: str, fgd_encoder: str | None) -> None:
     get_profile(test_profile)
     if fgd_encoder is not None and not str(fgd_encoder).strip():
         raise ValueError("fgd_encoder is an empty string; pass a weights file (semtalk train-fgd) or null")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class TestReport:
@@ -212,8 +199,8 @@ class TestReport:
             mean_vel=mean_vel_source,
             motion_dir=str(self.motion_dir),
         )
-        _atomic_text(self.out / "metrics.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
-        _atomic_text(self.out / "metrics.md", report_markdown(results))
+        write_text_atomic(self.out / "metrics.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(self.out / "metrics.md", report_markdown(results))
         return results
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import lightning as L
+
+from semtalk.atomic import atomic_path
 
 
 def export_checkpoint(trainer: L.Trainer, path: str | Path) -> Path | None:
@@ -21,14 +21,7 @@ def export_checkpoint(trainer: L.Trainer, path: str | Path) -> Path | None:
     if not source or not Path(source).is_file():
         source = str(Path(trainer.default_root_dir) / "export.tmp.ckpt")
         trainer.save_checkpoint(source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ckpt.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, ".ckpt.tmp") as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     print(f"exported {source} -> {path}")
     return path

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from semtalk.atomic import atomic_path
 from semtalk.body.joints import FPS, JOINT_NAMES, NUM_BETAS, NUM_EXPRESSIONS, NUM_JOINTS, PARENTS
 
 NPZ_MODEL = "smplx2020"
@@ -37,20 +37,6 @@ _AXES = {"X": 0, "Y": 1, "Z": 2}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _atomic_target(path: Path, suffix: str) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-
-
-def _finish_atomic(tmp: str, path: Path) -> None:
-    try:
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def lock_root(trans: np.ndarray) -> np.ndarray:
     """`(n, 3)` root translation with x and z held at 0 (the character stays in place; height is kept)."""
     out = np.array(trans, dtype=np.float32, copy=True)
@@ -92,8 +78,7 @@ def save_smplx_npz(
     if betas is not None:
         betas = np.asarray(betas, dtype=np.float32).reshape(-1)[:NUM_BETAS]
         b[: betas.shape[0]] = betas
-    fd, tmp = _atomic_target(path, ".npz")
-    with os.fdopen(fd, "wb") as f:
+    with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
             poses=poses,
@@ -104,7 +89,6 @@ def save_smplx_npz(
             gender=np.array(NPZ_GENDER),
             mocap_frame_rate=np.array(fps, dtype=np.int32),
         )
-    _finish_atomic(tmp, path)
     return path
 
 
@@ -143,10 +127,8 @@ def save_psi_json(
         "notices": list(notices),
     }
     data.update(extra or {})
-    fd, tmp = _atomic_target(path, ".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_path(path, ".json") as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False)
-    _finish_atomic(tmp, path)
     return path
 
 
@@ -332,8 +314,7 @@ def write_bvh(
     walk(0)
     n = poses.shape[0]
     lines += ["MOTION", f"Frames: {n}", f"Frame Time: {1.0 / fps:.8f}"]
-    fd, tmp = _atomic_target(path, ".bvh")
-    with os.fdopen(fd, "w", encoding="ascii") as f:
+    with atomic_path(path, ".bvh") as tmp, open(tmp, "w", encoding="ascii") as f:
         f.write("\n".join(lines) + "\n")
         for s in range(0, n, chunk):
             aa = poses[s : s + chunk].reshape(-1, NUM_JOINTS, 3) + offset
@@ -341,7 +322,6 @@ def write_bvh(
             root = (trans[s : s + chunk] + rest[0]) * scale
             rows = np.concatenate((root, euler.reshape(euler.shape[0], -1)), axis=1)
             np.savetxt(f, rows, fmt="%.5f")
-    _finish_atomic(tmp, path)
     return path
 
 
@@ -550,28 +530,24 @@ def render_video(
     if ffmpeg is not None:
         times = _frame_times(n, fps, video_fps, None)
         path = out_stem.with_suffix(".mp4")
-        fd, tmp = _atomic_target(path, ".mp4")
-        os.close(fd)
-        cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{size[0]}x{size[1]}", "-r", str(video_fps), "-i", "-"]  # fmt: skip
-        if audio_path is not None:
-            cmd += ["-i", str(audio_path), "-c:a", "aac", "-shortest"]
-        cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", tmp]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdin is not None
-        try:
-            for img in frames(times):
-                proc.stdin.write(img.convert("RGB").tobytes())
-            proc.stdin.close()
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            if proc.wait() != 0:
-                raise RuntimeError(f"ffmpeg failed ({' '.join(cmd)}): {err.strip()}")
-        except BaseException:
-            proc.kill()
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        _finish_atomic(tmp, path)
+        with atomic_path(path, ".mp4") as tmp:
+            cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                   "-s", f"{size[0]}x{size[1]}", "-r", str(video_fps), "-i", "-"]  # fmt: skip
+            if audio_path is not None:
+                cmd += ["-i", str(audio_path), "-c:a", "aac", "-shortest"]
+            cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp)]
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert proc.stdin is not None
+            try:
+                for img in frames(times):
+                    proc.stdin.write(img.convert("RGB").tobytes())
+                proc.stdin.close()
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                if proc.wait() != 0:
+                    raise RuntimeError(f"ffmpeg failed ({' '.join(cmd)}): {err.strip()}")
+            except BaseException:
+                proc.kill()
+                raise
         return VideoResult(path, "mp4", len(times), notes)
 
     max_frames = None if gif_max_seconds is None else int(gif_max_seconds * gif_fps)
@@ -585,11 +561,9 @@ def render_video(
     images = list(frames(times))
     if not images:
         raise ValueError("nothing to render: the motion has no frames")
-    fd, tmp = _atomic_target(path, ".gif")
-    with os.fdopen(fd, "wb") as f:
+    with atomic_path(path, ".gif") as tmp, open(tmp, "wb") as f:
         images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=int(round(1000 / gif_fps)),
                        loop=0, optimize=False)  # fmt: skip
-    _finish_atomic(tmp, path)
     return VideoResult(path, "gif", len(images), notes)
 
 

@@ -111,7 +111,7 @@ class FrontendSpec:
 
     def save(self, path: str | Path) -> Path:
         """Write `frontend.json` (ship it next to the checkpoints: generation then needs no cache)."""
-        from semtalk.data.cache import write_bytes_atomic
+        from semtalk.atomic import write_bytes_atomic
 
         path = Path(path)
         write_bytes_atomic(path, self.to_json().encode("utf-8"))

@@ -25,13 +25,12 @@ the face (the jaw and mouth most), and small pose-corrective shapes around each 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from semtalk.atomic import atomic_path
 from semtalk.body.joints import NUM_JOINTS, PARENTS
 
 MODEL_FILENAME = "SMPLX_NEUTRAL_2020.npz"
@@ -807,17 +806,7 @@ def write_synthetic_smplx(out_path: str | Path, seed: int = 0) -> Path:
     path = Path(out_path)
     if path.suffix != ".npz":
         path = path / "smplx" / MODEL_FILENAME
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = build_synthetic_smplx(seed)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a normal file, not mkstemp's owner-only mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     return path

@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from semtalk.atomic import write_bytes_atomic
 from semtalk.data.beat2 import load_split, speaker_of
 from semtalk.data.errors import DataError
 from semtalk.data.root import Beat2Root
@@ -41,29 +40,10 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 META_KEY = "__meta__"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 SOURCE_PATHS = {"motion": "motion_path", "audio": "audio_path", "textgrid": "textgrid_path", "sem": "sem_path"}
 
 
 # --------------------------------------------------------------------------------------------- file helpers
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def clip_file_bytes(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> bytes:
     """A clip file: the arrays plus `__meta__` (JSON bytes); deterministic for equal inputs."""
     from safetensors.numpy import save

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from semtalk.atomic import atomic_path
 from semtalk.data.beat2 import load_motion
 
 MEAN_VEL_FILE = "mean_vel_smplxflame_30.npy"
@@ -23,16 +22,8 @@ def smplx_root_of(root: str | Path) -> Path:
 
 def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
     """Write `array` to `path` through a temporary file, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, ".npy.tmp") as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
 
 
 def compute_mean_velocity(root: str | Path, body_model, progress: bool = True) -> np.ndarray:

@@ -14,8 +14,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from semtalk.atomic import write_text_atomic
 from semtalk.body.joints import NUM_BETAS, NUM_EXPRESSIONS, NUM_JOINTS
-from semtalk.data.cache import write_bytes_atomic
 from semtalk.metrics.beat_consistency import load_bc_audio
 from semtalk.metrics.motion_inputs import BodyModelLike, body_joints, face_vertices, fgd_rot6d
 from semtalk.metrics.profiles import MetricProfile, evaluation_length, get_profile
@@ -85,10 +85,6 @@ def _load_mean_vel(mean_vel: np.ndarray | str | Path | None) -> np.ndarray | Non
             f"mean joint speeds not found at {path}; use BEAT2's weights/mean_vel_smplxflame_30.npy"
         )
     return np.load(path)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def evaluate_folder(
@@ -216,6 +212,6 @@ def evaluate_folder(
     results["scaled"] = scaled({k: v for k, v in results.items() if isinstance(v, float)})
     if output_dir is not None:
         out = Path(output_dir)
-        _atomic_write(out / "metrics.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
-        _atomic_write(out / "metrics.md", metrics_table(results, prof, results["fgd_encoder"]))
+        write_text_atomic(out / "metrics.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(out / "metrics.md", metrics_table(results, prof, results["fgd_encoder"]))
     return results

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from semtalk.atomic import atomic_path
 from semtalk.data.beat2 import load_motion
 from semtalk.data.root import Beat2Root
 from semtalk.metrics.fgd_encoder import TEMPORAL_DOWNSAMPLE, FGDAutoencoder, file_digest, load_fgd_encoder
@@ -108,15 +107,8 @@ def reconstruction_loss(rec: torch.Tensor, target: torch.Tensor, velocity_weight
 
 
 def _save_atomic(blob: Mapping[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(dict(blob), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def train_fgd_encoder(

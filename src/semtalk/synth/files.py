@@ -4,45 +4,20 @@ so an interrupted run never leaves a half-written file)."""
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from scipy.io import wavfile
 
+from semtalk.atomic import atomic_path, write_bytes_atomic
+
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def _file_mode() -> int:
-    """The mode a plain `open(path, "w")` would give (0o666 less the umask); temp files start at 0o600."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path next to `path`; on success it replaces `path`, on failure it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    write_bytes_atomic(path, data, fsync=False)
 
 
 def write_text(path: Path, text: str) -> None:

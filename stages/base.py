@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from semtalk.body.joints import EYE_JOINTS
 from semtalk.body.parts import PART_NAMES, parts_to_latent_all
-from semtalk.body.rotations import geodesic_angle, rot6d_to_matrix
+from semtalk.body.rotations import joint_rotation_error, rot6d_to_matrix
 from semtalk.codec import MotionCodec
 from semtalk.generation import GeneratedMotion, decode_generated, generate_codes_autoregressive
 from semtalk.nn.base_generator import BaseGenerator
@@ -401,6 +400,4 @@ def rotation_error(pred_latent: torch.Tensor, gt_latent: torch.Tensor) -> torch.
     """Mean rotation angle (radians) over the 53 modelled joints between two `(B, T, 337)` motions."""
     pred = rot6d_to_matrix(pred_latent[..., :330].reshape(*pred_latent.shape[:-1], 55, 6))
     gt = rot6d_to_matrix(gt_latent[..., :330].reshape(*gt_latent.shape[:-1], 55, 6))
-    angle = geodesic_angle(pred, gt)
-    keep = [j for j in range(55) if j not in EYE_JOINTS]
-    return angle[..., keep].mean()
+    return joint_rotation_error(pred, gt).mean()

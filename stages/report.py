@@ -46,9 +46,9 @@ from torch import nn
 
 from semtalk.atomic import write_bytes_atomic, write_text_atomic
 from semtalk.body.face_mesh import FaceMeshBody
-from semtalk.body.joints import EYE_JOINTS, FPS, NUM_JOINTS
+from semtalk.body.joints import FPS, NUM_JOINTS
 from semtalk.body.model import BodyModel
-from semtalk.body.rotations import axis_angle_to_matrix, axis_angle_to_rot6d, geodesic_angle, rot6d_to_axis_angle
+from semtalk.body.rotations import axis_angle_to_matrix, axis_angle_to_rot6d, joint_rotation_error, rot6d_to_axis_angle
 from semtalk.data.beat2 import load_motion, load_sem
 from semtalk.data.datamodule import Beat2DataModule
 from semtalk.data.root import Beat2Root
@@ -256,12 +256,11 @@ def generate_clips(
 def rotation_error(motions: Sequence[Motion], clips: Sequence[ClipData]) -> float:
     """Mean geodesic angle (radians) between generated and ground-truth joint rotations over the 53 modelled
     joints (eyes excluded) and every frame of every clip (frame-weighted)."""
-    keep = [j for j in range(NUM_JOINTS) if j not in EYE_JOINTS]
     total, frames = 0.0, 0
     for m, c in zip(motions, clips):
-        pred = axis_angle_to_matrix(torch.from_numpy(m.poses).double().reshape(-1, NUM_JOINTS, 3)[:, keep])
-        gt = axis_angle_to_matrix(torch.from_numpy(c.poses).double().reshape(-1, NUM_JOINTS, 3)[:, keep])
-        total += float(geodesic_angle(pred, gt).mean(-1).sum())
+        pred = axis_angle_to_matrix(torch.from_numpy(m.poses).double().reshape(-1, NUM_JOINTS, 3))
+        gt = axis_angle_to_matrix(torch.from_numpy(c.poses).double().reshape(-1, NUM_JOINTS, 3))
+        total += float(joint_rotation_error(pred, gt).sum())
         frames += c.frames
     return total / max(frames, 1)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from semtalk.body.joints import EYE_JOINTS, NUM_JOINTS
+
 
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     """Rodrigues' formula. `(..., 3)` axis-angle (radians) -> `(..., 3, 3)`."""
@@ -109,3 +111,10 @@ def geodesic_angle(r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
     )
     sin = torch.linalg.vector_norm(skew, dim=-1) / 2.0
     return torch.atan2(sin, cos)
+
+
+def joint_rotation_error(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Mean geodesic angle (radians) over the modelled joints (the eyes excluded) between `(..., 55, 3, 3)`
+    rotation matrices -> `(...)`."""
+    keep = [j for j in range(NUM_JOINTS) if j not in EYE_JOINTS]
+    return geodesic_angle(pred[..., keep, :, :], gt[..., keep, :, :]).mean(-1)

@@ -100,13 +100,13 @@ def rows(x: torch.Tensor, i: int, passes: int) -> torch.Tensor:
     return x[i * n : (i + 1) * n]
 
 
-def pass_rows(flags: list[bool], batch: int, device: torch.device) -> bool | torch.Tensor:
-    """A per-pass flag as the batched pass takes it: one bool when all passes agree, else the `(R,)` int64 rows
-    (of `len(flags) * batch`) whose pass has the flag set."""
+def pass_rows(flags: list[bool], batch: int, device: torch.device) -> tuple[bool, torch.Tensor | None]:
+    """A per-pass flag as the batched pass takes it: whether any pass sets it, and the `(R,)` int64 rows (of
+    `len(flags) * batch`) whose pass sets it, or None when all passes agree."""
     if all(flags) or not any(flags):
-        return bool(flags[0])
+        return bool(flags[0]), None
     index = [i * batch + j for i, on in enumerate(flags) if on for j in range(batch)]
-    return torch.tensor(index, dtype=torch.long).to(device, non_blocking=True)
+    return True, torch.tensor(index, dtype=torch.long).to(device, non_blocking=True)
 
 
 class BodyTrunk(nn.Module):
@@ -409,16 +409,15 @@ class BaseGenerator(nn.Module):
         latent_all: torch.Tensor,
         mask: torch.Tensor,
         speaker: torch.Tensor,
-        use_audio_body: bool | torch.Tensor,
+        use_audio_body: bool,
+        audio_rows: torch.Tensor | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Motion encoder, face branch, body trunk and cascade from the fused speech features -> pre-cascade and
-        cascaded part latents. `use_audio_body`: a bool for every row, or the `(R,)` int64 rows that use it."""
+        cascaded part latents. `audio_rows`: the `(R,)` int64 rows that use the body's audio attention (None: all
+        rows, as `use_audio_body` says)."""
         hint = self.motion_encoder(latent_all, mask)
         prezq = {"face": self.face(fusion_face, hint, speaker)}
-        if isinstance(use_audio_body, torch.Tensor):
-            prezq.update(self.body(hint, speaker, fusion_body, use_audio_body))
-        else:
-            prezq.update(self.body(hint, speaker, fusion_body if use_audio_body else None))
+        prezq.update(self.body(hint, speaker, fusion_body if use_audio_body else None, audio_rows))
         cas = self.cascade
         hands = cas["hands"](prezq["hands"], prezq["face"])
         cascaded = {
@@ -487,9 +486,9 @@ class BaseGenerator(nn.Module):
 
         rep = repeat_batch(n)
         ff, fb = rep(ff), rep(fb)
-        audio = pass_rows(use_audio_body, b, latent_all.device)
+        audio, audio_rows = pass_rows(use_audio_body, b, latent_all.device)
         mask = masks[0] if n == 1 else torch.cat(masks)
-        prezq, cascaded = self._trunk(ff, fb, rep(latent_all), mask, rep(speaker), audio)
+        prezq, cascaded = self._trunk(ff, fb, rep(latent_all), mask, rep(speaker), audio, audio_rows)
         logits, latents = {}, {}
         for p in PARTS:
             given = None if target_codes is None or p not in target_codes else rep(target_codes[p])

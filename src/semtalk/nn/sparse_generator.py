@@ -298,15 +298,14 @@ class SparseGenerator(nn.Module):
         mask: torch.Tensor,
         speaker: torch.Tensor,
         base_latents: dict[str, torch.Tensor] | None,
-        use_semantic_body: bool | torch.Tensor,
+        use_semantic_body: bool,
+        semantic_rows: torch.Tensor | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Motion encoder, body trunk, cascade and base blend -> pre-cascade, cascaded and level-0 latents.
-        `use_semantic_body`: a bool for every row, or the `(R,)` int64 rows that attend to the semantics."""
+        `semantic_rows`: the `(R,)` int64 rows that attend to the semantics (None: all rows, as
+        `use_semantic_body` says)."""
         hint = self.motion_encoder(latent_all, mask)
-        if isinstance(use_semantic_body, torch.Tensor):
-            prezq = self.body(hint, speaker, semantic, use_semantic_body)
-        else:
-            prezq = self.body(hint, speaker, semantic if use_semantic_body else None)
+        prezq = self.body(hint, speaker, semantic if use_semantic_body else None, semantic_rows)
         cas = self.cascade
         hands = cas["hands"](prezq["hands"], prezq["upper"] + prezq["lower"])
         cascaded = {
@@ -386,10 +385,10 @@ class SparseGenerator(nn.Module):
         gate_logits, psi, semantic, fusion = self._semantics(words, clip, hubert, emotion, b, t, psi_override)
         rep = repeat_batch(n)
         sem = rep(semantic)
-        sem_rows = pass_rows(use_semantic_body, b, latent_all.device)
+        use_sem, sem_rows = pass_rows(use_semantic_body, b, latent_all.device)
         prezq, cascaded, level0 = self._trunk(
             sem, rep(psi), rep(latent_all), torch.cat(masks) if n > 1 else masks[0], rep(speaker),
-            None if base_latents is None else {p: rep(v) for p, v in base_latents.items()}, sem_rows,
+            None if base_latents is None else {p: rep(v) for p, v in base_latents.items()}, use_sem, sem_rows,
         )  # fmt: skip
         logits, latents = {}, {}
         for p in BODY_PARTS:

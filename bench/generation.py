@@ -124,7 +124,7 @@ def build_pipeline(size: str, folder: Path, device: torch.device, words):
 
 
 def run_stream(
-    pipeline, frontend, audio, words, device, precision: str, plan, push_samples: int, cuda_graphs: bool = True
+    pipeline, frontend, audio, words, device, precision: str, plan, push_samples: int, cuda_graphs: bool = False
 ) -> dict[str, Any]:
     """Push the speech through `StreamingGenerator` in pieces of `push_samples` (the whole speech at once is what
     `semtalk.inference.generate_audio` does with the offline plan); seconds by part and per push."""
@@ -160,7 +160,7 @@ def run_stream(
 
 
 def offline_run(
-    pipeline, frontend, audio, words, device, precision: str, out_dir: Path, cuda_graphs: bool = True
+    pipeline, frontend, audio, words, device, precision: str, out_dir: Path, cuda_graphs: bool = False
 ) -> dict[str, Any]:
     """The offline generation of the whole speech (`generate_audio`'s engine and plan) plus the npz export."""
     from semtalk.export import save_smplx_npz

@@ -268,3 +268,21 @@ def test_sparse_stage_sets_w_f_once(project):
     assert stage.generator.feature_weighting is False
     with pytest.raises(ValueError, match="set it in one place"):
         SparseStage(base, spec={}, generator=dict(gen, feature_weighting=True), feature_weighting=False)
+
+
+def test_fgd_speech_assignment_script_matches_the_report(project, report):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fgd_speech_assignment", REPO / "scripts/fgd_speech_assignment.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    res = script.assignment_fgd(project["checkpoints"], project["config"], "test", project["fgd"], draws=2)
+    rows, scored = res["rows"], report[1]["rows"]
+    assert set(rows) == {"its own", "clip i+1's", "clip i+2's", "clip i+3's", "its own, rotated by half"}
+    assert all(np.isfinite(v) and v > 0 for r in rows.values() for v in r.values())
+    # the own and i+1 rows are the report's base-only / shuffled rows, scored the same way
+    for label, own, shuffled in (("base only", "base_only", "base_shuffled"), ("full model", "full", "shuffled_audio")):
+        assert rows["its own"][label] == pytest.approx(scored[own]["fgd"], rel=1e-4)
+        assert rows["clip i+1's"][label] == pytest.approx(scored[shuffled]["fgd"], rel=1e-4)
+    assert rows["its own, rotated by half"]["base only"] != rows["its own"]["base only"]
+    assert len(res["train_draws"]) == 2 and np.isfinite(res["held_out"])

@@ -73,6 +73,21 @@ def test_train_step_bench(tmp_path, capsys):
     _check_jsonl(out, len(stages), ("step_ms", "samples_per_s", "gflop_per_step"))
 
 
+def test_train_step_passes_and_operator_counts(capsys):
+    """`--passes batched sequential --ops`: both variants of the base step, the batched one with fewer operator
+    calls (one call per layer instead of three) and fewer FLOPs (the speech encoders run once)."""
+    mod = _script("train_step")
+    rows = mod.main([*QUICK, "--precision", "32", "--stages", "base", "vq_face", "--passes", "batched", "sequential",
+                     "--ops", "--flops", "--no-body-model"])  # fmt: skip
+    _check_table(capsys.readouterr().out, mod.COLUMNS, ("step_ms", "gflop_per_step", "kops_per_step"))
+    base = {r["passes"]: r for r in rows if r["stage"] == "base"}
+    assert set(base) == {"batched", "sequential"}
+    assert base["batched"]["kops_per_step"] < 0.6 * base["sequential"]["kops_per_step"]
+    assert base["batched"]["gflop_per_step"] < base["sequential"]["gflop_per_step"]
+    vq = [r for r in rows if r["stage"] == "vq_face"]
+    assert len(vq) == 1 and vq[0]["passes"] == "-" and vq[0]["kops_per_step"] > 0  # no passes to choose
+
+
 def test_cache_bench(tmp_path, capsys):
     mod = _script("cache")
     out = tmp_path / "cache.jsonl"

@@ -257,7 +257,6 @@ class GeneratorOutput:
     def split(self, passes: int) -> list[GeneratorOutput]:
         """The outputs of `passes` passes stacked along the batch (as `BaseGenerator.forward_passes` runs them)
         -> one output per pass; the HuBERT features, computed once for all passes, are shared."""
-
         per_part = (self.logits, self.latents, self.prezq, self.cascaded)
         return [
             GeneratorOutput(
@@ -395,12 +394,18 @@ class BaseGenerator(nn.Module):
         use_audio_body: bool,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
         b, t = check_motion_inputs(latent_all, mask, speaker, self.latent_dim, self.num_speakers)
+        fusion_face, fusion_body, hubert_face, hubert_body = self._speech(hubert, beat, b, t)
+        prezq, cascaded = self._trunk(fusion_face, fusion_body, latent_all, mask, speaker, use_audio_body)
+        return prezq, cascaded, (fusion_face, fusion_body, hubert_face, hubert_body)
+
+    def _speech(self, hubert: torch.Tensor, beat: torch.Tensor, b: int, t: int) -> tuple[torch.Tensor, ...]:
+        """Both speech branches after checking their inputs against `(B, T)` -> `(fusion_face, fusion_body,
+        hubert_face, hubert_body)`, each `(B, T, A)`."""
         check_frame_input("hubert", hubert, b, t, self.hubert_dim)
         check_frame_input("beat", beat, b, t, self.beat_dim)
         fusion_face, hubert_face = self.audio_face(hubert, beat)
         fusion_body, hubert_body = self.audio_body(hubert, beat)
-        prezq, cascaded = self._trunk(fusion_face, fusion_body, latent_all, mask, speaker, use_audio_body)
-        return prezq, cascaded, (fusion_face, fusion_body, hubert_face, hubert_body)
+        return fusion_face, fusion_body, hubert_face, hubert_body
 
     def _trunk(
         self,
@@ -478,12 +483,8 @@ class BaseGenerator(nn.Module):
         """
         b, t = check_passes(masks, use_audio_body, "use_audio_body", latent_all, speaker, self.latent_dim,
                             self.num_speakers)  # fmt: skip
-        check_frame_input("hubert", hubert, b, t, self.hubert_dim)
-        check_frame_input("beat", beat, b, t, self.beat_dim)
         n = len(masks)
-        ff, hf = self.audio_face(hubert, beat)
-        fb, hb = self.audio_body(hubert, beat)
-
+        ff, fb, hf, hb = self._speech(hubert, beat, b, t)
         rep = repeat_batch(n)
         ff, fb = rep(ff), rep(fb)
         audio, audio_rows = pass_rows(use_audio_body, b, latent_all.device)

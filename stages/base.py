@@ -198,15 +198,9 @@ class BaseStage(L.LightningModule):
         ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
         mask = (torch.rand_like(latent) < ratio).float()
         masks = [self.seed_mask(latent), mask, mask]
-        flags = [True, False, True]
-        if hp.batched_passes:
-            gen, masked, audio_masked = self.generator.forward_passes(
-                hubert, beat, latent, masks, flags, speaker, given
-            )
-        else:
-            gen, masked, audio_masked = (
-                self.generator(hubert, beat, latent, m, speaker, f, given) for m, f in zip(masks, flags)
-            )
+        gen, masked, audio_masked = self.generator.forward_passes(
+            hubert, beat, latent, masks, [True, False, True], speaker, given, hp.batched_passes
+        )
         losses["latent_gen"], losses["cls_gen"] = self._code_losses(gen, codes, vectors)
         with torch.no_grad():
             self._accuracy = {p: (gen.logits[p].argmax(-1) == codes[p]).float().mean(dim=(0, 1)) for p in gen.logits}

@@ -198,19 +198,10 @@ class SparseStage(L.LightningModule):
         ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
         mask = (torch.rand_like(latent) < ratio).float()
         names = ("gen", "mask", "audio_mask")
-        masks, flags = [seed_mask, mask, mask], [True, False, True]
-        if hp.batched_passes:  # the three passes batched into one
-            outs = self.generator.forward_passes(
-                x["words"], x["clip"], x["hubert"], latent, masks, flags, x["speaker"], x["emotion"], base_latents,
-                given,
-            )  # fmt: skip
-        else:
-            outs = [
-                self.generator(
-                    x["words"], x["clip"], x["hubert"], latent, m, x["speaker"], x["emotion"], base_latents, f, given
-                )
-                for m, f in zip(masks, flags)
-            ]  # fmt: skip
+        outs = self.generator.forward_passes(
+            x["words"], x["clip"], x["hubert"], latent, [seed_mask, mask, mask], [True, False, True], x["speaker"],
+            x["emotion"], base_latents, given, batched=hp.batched_passes,
+        )  # fmt: skip
         psi = None
         for name, out in zip(names, outs):
             losses[f"latent_{name}"], losses[f"cls_{name}"] = self._code_losses(out, codes, vectors, weight)

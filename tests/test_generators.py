@@ -186,6 +186,10 @@ def test_forward_passes_equal_separate_forwards(given: bool) -> None:
             torch.testing.assert_close(a.prezq[p], b.prezq[p], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(a.fusion_body, b.fusion_body)
     assert not torch.allclose(batched[0].prezq["upper"], batched[1].prezq["upper"])  # the passes differ
+    # batched=False: the same passes one forward after another (with autograd on, as `separate`: the same kernels)
+    one_by_one = g.forward_passes(*args, masks, flags, inp["speaker"], codes, batched=False)
+    for a, b in zip(one_by_one, separate):
+        assert torch.equal(a.logits["upper"], b.logits["upper"]) and torch.equal(a.latents["face"], b.latents["face"])
     for n, q in g.named_parameters():
         if q.grad is not None or n in grads:
             torch.testing.assert_close(grads[n], q.grad, rtol=1e-4, atol=1e-6, msg=n)

@@ -468,6 +468,7 @@ class BaseGenerator(nn.Module):
         use_audio_body: list[bool],
         speaker: torch.Tensor,
         target_codes: dict[str, torch.Tensor] | None = None,
+        batched: bool = True,
     ) -> list[GeneratorOutput]:
         """`forward` of the same speech, motion and speakers under several masks, as one batched pass: the
         speech encoders run once and their features are repeated; everything after them runs on the passes
@@ -476,6 +477,8 @@ class BaseGenerator(nn.Module):
 
         Args:
             masks: one `(B, T, latent_dim)` mask per pass; use_audio_body: one flag per pass.
+            batched: False runs the passes one `forward` after another (the reference's way: the speech encoders,
+                and their BatchNorm statistics, run once per pass).
             Other arguments as `forward`.
 
         Returns:
@@ -484,6 +487,9 @@ class BaseGenerator(nn.Module):
         b, t = check_passes(masks, use_audio_body, "use_audio_body", latent_all, speaker, self.latent_dim,
                             self.num_speakers)  # fmt: skip
         n = len(masks)
+        if not batched and n > 1:
+            return [self.forward_passes(hubert, beat, latent_all, [m], [f], speaker, target_codes)[0]
+                    for m, f in zip(masks, use_audio_body)]  # fmt: skip
         ff, fb, hf, hb = self._speech(hubert, beat, b, t)
         rep = repeat_batch(n)
         ff, fb = rep(ff), rep(fb)

@@ -374,14 +374,22 @@ class SparseGenerator(nn.Module):
         base_latents: dict[str, torch.Tensor] | None = None,
         target_codes: dict[str, torch.Tensor] | None = None,
         psi_override: torch.Tensor | None = None,
+        batched: bool = True,
     ) -> list[SparseOutput]:
         """`forward` of the same inputs under several masks, as one batched pass (see
         `BaseGenerator.forward_passes`): the semantic encoder and the gate run once, the rest on the passes
         stacked along the batch. `masks`: one `(B, T, latent_dim)` per pass; `use_semantic_body`: one flag per
-        pass. Returns one `SparseOutput` per pass (gate logits and psi shared)."""
+        pass; `batched=False` runs the passes one `forward` after another (the reference's way). Returns one
+        `SparseOutput` per pass (batched: gate logits and psi shared)."""
         b, t = check_passes(masks, use_semantic_body, "use_semantic_body", latent_all, speaker, self.latent_dim,
                             self.num_speakers)  # fmt: skip
         n = len(masks)
+        if not batched and n > 1:
+            return [
+                self.forward_passes(words, clip, hubert, latent_all, [m], [f], speaker, emotion, base_latents,
+                                    target_codes, psi_override)[0]
+                for m, f in zip(masks, use_semantic_body)
+            ]  # fmt: skip
         gate_logits, psi, semantic, fusion = self._semantics(words, clip, hubert, emotion, b, t, psi_override)
         rep = repeat_batch(n)
         sem = rep(semantic)

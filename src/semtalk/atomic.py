@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+_UMASK = os.umask(0)  # read once at import: os.umask can only be read by setting it, which races with threads
+os.umask(_UMASK)
+
 
 def file_mode() -> int:
-    """0o666 less the process umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    """0o666 less the process umask (as read at import)."""
+    return 0o666 & ~_UMASK
 
 
 @contextmanager

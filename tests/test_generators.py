@@ -107,7 +107,7 @@ def test_memory_positions_let_attention_align_frames(memory_pe: bool) -> None:
     """Without positions on the memory, the face decoder cannot tell where a speech frame lies: moving the speech
     frames around leaves its output unchanged. With them (the default) the output follows the frames."""
     from semtalk.nn.base_generator import FaceBranch
-    from semtalk.nn.code_predictor import PartCodePredictor
+    from semtalk.nn.code_predictor import PartCodePredictors
 
     torch.manual_seed(0)
     face = FaceBranch(32, 16, 16, 16, 2, 1, 3, 64, 0.0, memory_pe=memory_pe).eval()
@@ -116,10 +116,10 @@ def test_memory_positions_let_attention_align_frames(memory_pe: bool) -> None:
     with torch.no_grad():
         same = torch.allclose(face(fusion, hint, speaker), face(fusion[:, perm], hint[:, perm], speaker), atol=1e-5)
     assert same != memory_pe
-    pred = PartCodePredictor(16, 32, 8, 3, 1, 2, 0.0, memory_pe=memory_pe).eval()
-    latent0, memory = torch.randn(2, 16, 16), torch.randn(2, 64, 16)
+    pred = PartCodePredictors(("face",), 16, 32, 8, 3, 1, 2, 0.0, memory_pe=memory_pe).eval()
+    latent0, memory = {"face": torch.randn(2, 16, 16)}, torch.randn(2, 64, 16)
     with torch.no_grad():
-        a, b = pred(latent0, memory)[0], pred(latent0, memory[:, perm])[0]
+        a, b = pred(latent0, {"face": memory})[0]["face"], pred(latent0, {"face": memory[:, perm]})[0]["face"]
     assert torch.allclose(a[:, :, 1:], b[:, :, 1:], atol=1e-5) != memory_pe  # the residual levels attend
     assert PeriodicPositionalEncoding(16, 64, 0.0).token_codes(3, 4).shape == (3, 16)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+import torch
 
 from motion_fixtures import train_tiny_stage1
 from semtalk.data.datamodule import Beat2DataModule
@@ -73,6 +74,7 @@ def datamodule(data, **kw) -> Beat2DataModule:
 
 @pytest.fixture(scope="module")
 def stage1(data):
+    torch.manual_seed(0)  # the checkpoints (and the metrics below) must not depend on which tests ran before
     return train_tiny_stage1(data["base"] / "stage1")
 
 
@@ -97,6 +99,7 @@ def fgd_file(data):
 
 @pytest.fixture(scope="module")
 def base_ckpt(data, stage1):
+    torch.manual_seed(0)
     dm = datamodule(data)
     return fit_one_step(base_stage(stage1, dm), dm, data["base"] / "base")
 
@@ -125,7 +128,8 @@ def test_base_stage_test_writes_metrics(data, stage1, base_ckpt, fgd_file, tmp_p
     metrics = _check_report(out, test_ids)  # the stale clip is gone and not scored
     for key in (*SCORED, "rotation_error"):
         assert math.isfinite(metrics[key]), key
-    assert metrics["fgd"] > 0 and metrics["diversity"] > 0 and 0 < metrics["bc"] <= 1
+    # a one-step model may move too little for any motion beat (BC 0); BC's values are tested in test_metrics
+    assert metrics["fgd"] > 0 and metrics["diversity"] > 0 and 0 <= metrics["bc"] <= 1
     assert metrics["profile"] == "semtalk2024" and metrics["stage"] == "BaseStage" and metrics["split"] == "test"
     assert metrics["checkpoint"] == base_ckpt and metrics["checkpoint_selection"] == "val split"
     assert metrics["fgd_encoder"].startswith("trained:beat2:") and metrics["fgd_encoder_file"] == fgd_file

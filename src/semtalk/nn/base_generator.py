@@ -27,14 +27,11 @@ from torch import nn
 
 from semtalk.nn.attention import MLP, PeriodicPositionalEncoding, decoder_stack, downsample_time, encoder_stack
 from semtalk.nn.audio_encoder import AudioBranch
-from semtalk.nn.code_predictor import part_predictors
+from semtalk.nn.code_predictor import CodesOf, PartCodePredictors
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
 
 PARTS: tuple[str, ...] = ("face", "upper", "hands", "lower")
 BODY_PARTS: tuple[str, ...] = ("upper", "hands", "lower")
-
-CodesOf = Callable[[str, int, torch.Tensor], torch.Tensor]
-"""`codes_of(part, level, indices (B, T')) -> (B, T', D)`: code vectors of one level's codebook."""
 
 
 def check_frames_per_token(frames_per_token: int) -> None:
@@ -348,7 +345,7 @@ class BaseGenerator(nn.Module):
             memory_pe,
         )
         self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in PARTS})
-        self.predictors = part_predictors(
+        self.predictors = PartCodePredictors(
             PARTS,
             code_dim,
             hidden,
@@ -496,10 +493,9 @@ class BaseGenerator(nn.Module):
         audio, audio_rows = pass_rows(use_audio_body, b, latent_all.device)
         mask = masks[0] if n == 1 else torch.cat(masks)
         prezq, cascaded = self._trunk(ff, fb, rep(latent_all), mask, rep(speaker), audio, audio_rows)
-        logits, latents = {}, {}
-        for p in PARTS:
-            given = None if target_codes is None or p not in target_codes else rep(target_codes[p])
-            logits[p], latents[p] = self.predictors[p](cascaded[p], ff if p == "face" else fb, given)
+        memory = {p: ff if p == "face" else fb for p in PARTS}
+        given = None if target_codes is None else {p: rep(v) for p, v in target_codes.items()}
+        logits, latents = self.predictors(cascaded, memory, given)
         return GeneratorOutput(logits, latents, prezq, cascaded, ff, fb, hf, hb).split(n)
 
     def forward_latents(
@@ -546,8 +542,5 @@ class BaseGenerator(nn.Module):
         """`generate_codes` and `forward_latents` of the same inputs from one encoder pass: codes part ->
         `(B, T/4, Q)` int64 and cascaded latents part -> `(B, T/4, D)` (what the sparse generator blends with)."""
         _, cascaded, (ff, fb, _, _) = self._encode(hubert, beat, latent_all, mask, speaker, use_audio_body)
-        out = {}
-        for p in PARTS:
-            feed = None if codes_of is None else (lambda level, idx, p=p: codes_of(p, level, idx))
-            out[p] = self.predictors[p].generate(cascaded[p], ff if p == "face" else fb, feed)
-        return out, cascaded
+        memory = {p: ff if p == "face" else fb for p in PARTS}
+        return self.predictors.generate(cascaded, memory, codes_of), cascaded

@@ -32,7 +32,6 @@ from semtalk.nn.base_generator import (
     BODY_PARTS,
     PARTS,
     BodyTrunk,
-    CodesOf,
     check_frame_input,
     check_frames_per_token,
     check_motion_inputs,
@@ -41,7 +40,7 @@ from semtalk.nn.base_generator import (
     repeat_batch,
     rows,
 )
-from semtalk.nn.code_predictor import part_predictors
+from semtalk.nn.code_predictor import CodesOf, PartCodePredictors
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
 
 
@@ -165,7 +164,7 @@ class SparseGenerator(nn.Module):
         self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in BODY_PARTS})
         if blend_base:
             self.blend = nn.ModuleDict({p: MLP(code_dim, hidden, code_dim) for p in BODY_PARTS})
-        self.predictors = part_predictors(
+        self.predictors = PartCodePredictors(
             BODY_PARTS,
             code_dim,
             hidden,
@@ -398,10 +397,8 @@ class SparseGenerator(nn.Module):
             sem, rep(psi), rep(latent_all), torch.cat(masks) if n > 1 else masks[0], rep(speaker),
             None if base_latents is None else {p: rep(v) for p, v in base_latents.items()}, use_sem, sem_rows,
         )  # fmt: skip
-        logits, latents = {}, {}
-        for p in BODY_PARTS:
-            given = None if target_codes is None or p not in target_codes else rep(target_codes[p])
-            logits[p], latents[p] = self.predictors[p](level0[p], sem, given)
+        given = None if target_codes is None else {p: rep(v) for p, v in target_codes.items()}
+        logits, latents = self.predictors(level0, dict.fromkeys(BODY_PARTS, sem), given)
         per_part = (logits, latents, prezq, cascaded)
         return [
             SparseOutput(
@@ -431,11 +428,7 @@ class SparseGenerator(nn.Module):
         _, psi, semantic, _, _, _, level0 = self._encode(
             words, clip, hubert, emotion, latent_all, mask, speaker, base_latents, use_semantic_body, psi_override
         )
-        out = {}
-        for p in BODY_PARTS:
-            feed = None if codes_of is None else (lambda level, idx, p=p: codes_of(p, level, idx))
-            out[p] = self.predictors[p].generate(level0[p], semantic, feed)
-        return out, psi
+        return self.predictors.generate(level0, dict.fromkeys(BODY_PARTS, semantic), codes_of), psi
 
 
 def fuse_codes(

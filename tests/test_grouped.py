@@ -1,0 +1,132 @@
+"""Grouped layers equal G separate PyTorch layers with the same weights, and the parts' code predictors load
+checkpoints written with one predictor per part."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from semtalk.nn.attention import MLP, PeriodicPositionalEncoding, decoder_stack
+from semtalk.nn.code_predictor import PartCodePredictors
+from semtalk.nn.grouped import GroupedDecoder, GroupedLayerNorm, GroupedLinear, GroupedMLP, stack_group_state
+
+GROUPS = ("a", "b", "c")
+
+
+def load_separate(grouped: nn.Module, separate: nn.ModuleDict) -> None:
+    state = dict(separate.state_dict())
+    converted = stack_group_state(grouped, tuple(separate.keys()), state)
+    assert converted and not any(k.split(".")[0] in separate for k in state)  # every per-group tensor consumed
+    grouped.load_state_dict(state, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("grouped", "separate", "shape"),
+    [
+        (lambda: GroupedLinear(3, 8, 5), lambda: nn.Linear(8, 5), (4, 6, 8)),
+        (lambda: GroupedLayerNorm(3, 8), lambda: nn.LayerNorm(8), (4, 6, 8)),
+        (lambda: GroupedMLP(3, 8, 12, 5), lambda: MLP(8, 12, 5), (7, 8)),
+    ],
+)
+def test_grouped_layers_equal_separate_layers(grouped, separate, shape) -> None:
+    torch.manual_seed(0)
+    sep = nn.ModuleDict({g: separate() for g in GROUPS})
+    for m in sep.values():  # LayerNorm starts at (1, 0): make its affine part matter
+        for p in m.parameters():
+            nn.init.normal_(p)
+    grp = grouped()
+    load_separate(grp, sep)
+    x = torch.randn(len(GROUPS), *shape)
+    ref = torch.stack([sep[g](x[i]) for i, g in enumerate(GROUPS)])
+    torch.testing.assert_close(grp(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_grouped_decoder_equals_torch_decoders_forward_and_backward() -> None:
+    torch.manual_seed(0)
+    sep = nn.ModuleDict({g: decoder_stack(16, 2, 32, 2, dropout=0.0) for g in GROUPS})
+    grp = GroupedDecoder(3, 16, 2, 32, 2, dropout=0.0)
+    load_separate(grp, sep)
+    x, memory = torch.randn(3, 4, 5, 16), torch.randn(3, 4, 9, 16)
+    ref = torch.stack([sep[g](x[i], memory[i]) for i, g in enumerate(GROUPS)])
+    out = grp(x, memory)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(ref)
+    (ref * weights).sum().backward()
+    (out * weights).sum().backward()
+    for i, g in enumerate(GROUPS):
+        torch.testing.assert_close(grp.layers[1].linear1.weight.grad[i], sep[g].layers[1].linear1.weight.grad)
+        torch.testing.assert_close(
+            grp.layers[0].multihead_attn.in_proj_weight.grad[i], sep[g].layers[0].multihead_attn.in_proj_weight.grad
+        )
+
+
+def test_grouped_decoder_dropout_only_in_training() -> None:
+    torch.manual_seed(0)
+    grp = GroupedDecoder(2, 16, 2, 32, 1, dropout=0.5)
+    x, memory = torch.randn(2, 3, 5, 16), torch.randn(2, 3, 7, 16)
+    grp.train()
+    assert not torch.allclose(grp(x, memory), grp(x, memory))
+    grp.eval()
+    assert torch.equal(grp(x, memory), grp(x, memory))
+
+
+class SeparatePredictor(nn.Module):
+    """One part's predictor as separate PyTorch layers, laid out as per-part checkpoints store it."""
+
+    def __init__(self, dim: int, hidden: int, codes: int, levels: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.level0 = MLP(dim, hidden, codes)
+        self.residual = nn.Module()
+        ks = range(1, levels)
+        self.residual.query_maps = nn.ModuleList(nn.Identity() if k == 1 else nn.Linear(k * dim, dim) for k in ks)
+        self.residual.decoders = nn.ModuleList(decoder_stack(dim, heads, 4 * dim, layers, 0.0) for _ in ks)
+        self.residual.classifiers = nn.ModuleList(MLP(dim, dim, codes) for _ in ks)
+
+    def forward(self, latent0, memory, pe: PeriodicPositionalEncoding, given=None):
+        memory, query_pe = pe(memory), pe.token_codes(latent0.shape[1], 4)
+        history, logits = [latent0], [self.level0(latent0)]
+        r = self.residual
+        for k in range(1, len(r.decoders) + 1):
+            query = r.query_maps[k - 1](torch.cat(history, dim=-1))
+            zq = r.decoders[k - 1](query + query_pe, memory) + query
+            logits.append(r.classifiers[k - 1](zq))
+            history.append(zq if given is None else given[:, :, k])
+        return torch.stack(logits, dim=2)
+
+
+def test_part_predictors_load_per_part_checkpoints_and_match_them() -> None:
+    torch.manual_seed(0)
+    parts = ("face", "upper", "hands")
+    dim, hidden, codes, levels = 16, 24, 8, 4
+    separate = nn.ModuleDict({p: SeparatePredictor(dim, hidden, codes, levels, 2, 2) for p in parts}).eval()
+    pred = PartCodePredictors(parts, dim, hidden, codes, levels, 2, 2, 0.0, memory_pe=True, window=64).eval()
+    pred.load_state_dict(separate.state_dict(), strict=True)  # per-part keys: stacked by the load hook
+    assert set(pred.state_dict()) == {k.split(".", 1)[1] for k in separate.state_dict() if k.startswith("face.")}
+    pe = PeriodicPositionalEncoding(dim, 64, 0.0)
+    latent0 = {p: torch.randn(2, 5, dim) for p in parts}
+    memory = {p: torch.randn(2, 20, dim) for p in parts}
+    given = {"upper": torch.randn(2, 5, levels, dim)}
+    with torch.no_grad():
+        logits, latents = pred(latent0, memory, given)
+        for p in parts:
+            ref = separate[p](latent0[p], memory[p], pe, given.get(p))
+            torch.testing.assert_close(logits[p], ref, atol=1e-5, rtol=1e-5)
+            assert latents[p].shape == (2, 5, levels, dim) and torch.equal(latents[p][:, :, 0], latent0[p])
+        codes_by_level = torch.randn(levels, codes, dim)
+        out = pred.generate(latent0, memory, lambda part, level, idx: codes_by_level[level][idx])
+        own = pred.generate(latent0, memory)
+    for p in parts:
+        assert out[p].shape == (2, 5, levels) and out[p].dtype == torch.int64
+        assert torch.equal(out[p][..., :2], own[p][..., :2])  # levels 0 and 1 do not read the fed codes
+    assert any(not torch.equal(out[p][..., 2:], own[p][..., 2:]) for p in parts)
+
+
+def test_part_predictors_name_a_missing_part_and_bad_teacher_codes() -> None:
+    pred = PartCodePredictors(("upper", "hands"), 16, 24, 8, 3, 1, 2, 0.0)
+    z = torch.randn(2, 5, 16)
+    with pytest.raises(ValueError, match="hands"):
+        pred({"upper": z}, {"upper": torch.randn(2, 20, 16), "hands": torch.randn(2, 20, 16)})
+    with pytest.raises(ValueError, match="teacher-forcing codes of upper"):
+        pred({"upper": z, "hands": z}, dict.fromkeys(("upper", "hands"), torch.randn(2, 20, 16)),
+             {"upper": torch.randn(2, 5, 2, 16)})  # fmt: skip

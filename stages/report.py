@@ -647,7 +647,7 @@ def render_markdown(
         f"- FGD encoder: {fgd_text}.",
         f"- motions: BEAT2-format npz per row in `{out_dir_name}/<row>/`.",
         "",
-        "## Table 1: comparison on the test split",
+        f"## Table 1: comparison on the {split} split",
         "",
     ]
     rows = [[label] + [_cell(results.get(row), k) for k in TABLE1_METRICS] for row, label in TABLE1_ROWS.items()]

@@ -130,3 +130,20 @@ def test_part_predictors_name_a_missing_part_and_bad_teacher_codes() -> None:
     with pytest.raises(ValueError, match="teacher-forcing codes of upper"):
         pred({"upper": z, "hands": z}, dict.fromkeys(("upper", "hands"), torch.randn(2, 20, 16)),
              {"upper": torch.randn(2, 5, 2, 16)})  # fmt: skip
+
+
+def test_grouped_products_agree_batched_and_group_by_group() -> None:
+    """On the CPU 3 groups on 2 threads run one product per group, on 1 thread one batched product."""
+    from semtalk.nn.grouped import grouped_affine
+
+    torch.manual_seed(0)
+    x, w, b = torch.randn(3, 2, 5, 8), torch.randn(3, 4, 8), torch.randn(3, 4)
+    ref = torch.einsum("gbti,goi->gbto", x, w) + b[:, None, None]
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            torch.testing.assert_close(grouped_affine(x, w, b), ref)
+            torch.testing.assert_close(grouped_affine(x, w, None), ref - b[:, None, None])
+    finally:
+        torch.set_num_threads(threads)

@@ -37,7 +37,8 @@ from encoders import extractor_config  # noqa: E402
 from stage_models import FEATURE_DIMS, SEED_FRAMES, make_spec, stage_config, upstream_stage1, write_base  # noqa: E402
 
 COLUMNS = ("mode", "size", "precision", "audio_s", "wall_s", "x_realtime", "encoders_s", "generators_s", "decode_s",
-           "npz_s", "x_realtime_gen", "ms_per_window", "chunk_ms_mean", "chunk_ms_p95", "peak_mem_MiB")  # fmt: skip
+           "npz_s", "x_realtime_gen", "ms_per_window", "kops_per_window", "chunk_ms_mean", "chunk_ms_p95",
+           "peak_mem_MiB")  # fmt: skip
 
 
 class Timed:
@@ -176,6 +177,32 @@ def offline_run(
     return r
 
 
+def window_ops(pipeline, frontend, audio, words, device, precision: str, out_dir: Path) -> float:
+    """ATen operator calls (nested calls included, counted by the profiler) per generation window of an offline
+    run of `audio`: each costs host time on a GPU, so a window of many small operations is bound by the host."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from semtalk.streaming import MotionEngine
+
+    original = MotionEngine._window
+
+    def window(self, *args):
+        with record_function("bench::window"):
+            return original(self, *args)
+
+    def aten_calls(event) -> int:
+        return sum(c.name.startswith("aten::") + aten_calls(c) for c in event.cpu_children)
+
+    MotionEngine._window = window
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            offline_run(pipeline, frontend, audio, words, device, precision, out_dir)
+    finally:
+        MotionEngine._window = original
+    windows = [e for e in prof.events() if e.name == "bench::window"]
+    return sum(aten_calls(w) for w in windows) / max(len(windows), 1)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = base_parser(__doc__, precisions=("32",))
     p.set_defaults(repeats=1)
@@ -192,6 +219,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     p.add_argument("--audio", type=Path, default=None, help="speech from this wav instead of the synthesiser")
     p.add_argument("--textgrid", type=Path, default=None, help="the words of --audio (Praat TextGrid)")
+    p.add_argument("--ops", action="store_true", help="count the ATen operator calls of a window (kops_per_window)")
     args = p.parse_args(argv)
     device = setup(args)
     from semtalk.inference import Frontend
@@ -220,6 +248,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         offline_run(pipeline, frontend, audio, words, device, precision, Path(tmp), args.cuda_graphs)
                     )
             r = min(runs, key=lambda x: x["wall"])
+            ops = window_ops(pipeline, frontend, warm_audio, words, device, precision, Path(tmp)) if args.ops else None
             gen_s = r["wall"] - r["encoders"]
             graphs = device.type == "cuda" and args.cuda_graphs
             rows.append({
@@ -228,6 +257,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "wall_s": r["wall"], "x_realtime": seconds / r["wall"], "encoders_s": r["encoders"],
                 "generators_s": r["windows"], "decode_s": r["decode"], "npz_s": r["npz"],
                 "x_realtime_gen": seconds / gen_s, "ms_per_window": 1e3 * r["windows"] / max(r["window_calls"], 1),
+                "kops_per_window": ops / 1e3 if ops is not None else None,
                 "peak_mem_MiB": mem.mib, "memory_kind": mem.kind, "encoder_load_s": load_s,
                 "windows": r["window_calls"], "repeats": len(runs),
             })  # fmt: skip

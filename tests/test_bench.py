@@ -105,7 +105,7 @@ def test_cache_bench(tmp_path, capsys):
 def test_generation_bench(tmp_path, capsys):
     mod = _script("generation")
     out = tmp_path / "gen.jsonl"
-    rows = mod.main([*QUICK, "--seconds", "3", "--chunk-seconds", "0.5", "--out", str(out)])
+    rows = mod.main([*QUICK, "--seconds", "3", "--chunk-seconds", "0.5", "--ops", "--out", str(out)])
     numeric = ("audio_s", "wall_s", "x_realtime", "encoders_s", "generators_s", "x_realtime_gen", "chunk_ms_p95")
     table = _check_table(capsys.readouterr().out, mod.COLUMNS, numeric)
     assert [r["mode"] for r in table] == ["offline", "streaming 0.5 s"]
@@ -116,6 +116,7 @@ def test_generation_bench(tmp_path, capsys):
     assert offline["encoders_s"] + offline["generators_s"] + offline["decode_s"] <= offline["wall_s"]
     assert offline["windows"] == streaming["windows"] == 2  # 90 frames: windows at frames 0 and 60
     assert streaming["chunk_ms_p95"] <= streaming["chunk_ms_max"]
+    assert 1 < offline["kops_per_window"] < 100  # thousands of operator calls a window, counted inside the windows
     _check_jsonl(out, 2, ("wall_s", "x_realtime", "x_realtime_gen"))
 
 

@@ -34,6 +34,12 @@ PARTS: tuple[str, ...] = ("face", "upper", "hands", "lower")
 BODY_PARTS: tuple[str, ...] = ("upper", "hands", "lower")
 
 
+def part_memories(fusion_face: torch.Tensor, fusion_body: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What each part's residual-level predictors attend to: the face `fusion_face`, the body parts `fusion_body`
+    (each `(B, T, D)`)."""
+    return {p: fusion_face if p == "face" else fusion_body for p in PARTS}
+
+
 def check_frames_per_token(frames_per_token: int) -> None:
     if frames_per_token != 4:
         raise ValueError(
@@ -493,7 +499,7 @@ class BaseGenerator(nn.Module):
         audio, audio_rows = pass_rows(use_audio_body, b, latent_all.device)
         mask = masks[0] if n == 1 else torch.cat(masks)
         prezq, cascaded = self._trunk(ff, fb, rep(latent_all), mask, rep(speaker), audio, audio_rows)
-        memory = {p: ff if p == "face" else fb for p in PARTS}
+        memory = part_memories(ff, fb)
         given = None if target_codes is None else {p: rep(v) for p, v in target_codes.items()}
         logits, latents = self.predictors(cascaded, memory, given)
         return GeneratorOutput(logits, latents, prezq, cascaded, ff, fb, hf, hb).split(n)
@@ -542,5 +548,4 @@ class BaseGenerator(nn.Module):
         """`generate_codes` and `forward_latents` of the same inputs from one encoder pass: codes part ->
         `(B, T/4, Q)` int64 and cascaded latents part -> `(B, T/4, D)` (what the sparse generator blends with)."""
         _, cascaded, (ff, fb, _, _) = self._encode(hubert, beat, latent_all, mask, speaker, use_audio_body)
-        memory = {p: ff if p == "face" else fb for p in PARTS}
-        return self.predictors.generate(cascaded, memory, codes_of), cascaded
+        return self.predictors.generate(cascaded, part_memories(ff, fb), codes_of), cascaded

@@ -183,8 +183,6 @@ class PartCodePredictors(nn.Module):
         """What level `k` passes on: the given code vectors of level k where there are some, else `zq`."""
         if not given:
             return zq
-        if len(given) == len(self.parts):
-            return torch.stack([given[p][:, :, k] for p in self.parts])
         return torch.stack([given[p][:, :, k] if p in given else zq[g] for g, p in enumerate(self.parts)])
 
     def generate(

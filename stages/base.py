@@ -48,14 +48,15 @@ def level_cross_entropy(
     `stale_index=True` reproduces the reference's pass-2 bug: every term reads level Q-1, which adds up to one
     level-(Q-1) cross-entropy."""
     q_levels = logits.shape[2]
-    total = logits.new_zeros(())
-    for i in range(q_levels):
-        j = q_levels - 1 if stale_index else i
-        ce = F.cross_entropy(logits[:, :, j].flatten(0, 1), codes[:, :, j].flatten(), reduction="none")
-        ce = ce.view(codes.shape[:2])
-        ce = ce.mean() if weight is None else (ce * weight).mean()
-        total = total + ce / (q_levels if stale_index else (i + 1))
-    return total
+    if stale_index:  # Q terms of CE_{Q-1} / Q
+        logits, codes = logits[:, :, -1:], codes[:, :, -1:]
+    ce = F.cross_entropy(logits.flatten(0, 2), codes.flatten(), reduction="none").view(codes.shape)  # (B, T', Q)
+    if weight is not None:
+        ce = ce * weight[..., None]
+    per_level = ce.mean((0, 1))  # (Q,) or (1,)
+    if stale_index:
+        return per_level[0]
+    return (per_level / torch.arange(1, q_levels + 1, device=ce.device, dtype=ce.dtype)).sum()
 
 
 class BaseStage(L.LightningModule):
@@ -233,7 +234,7 @@ class BaseStage(L.LightningModule):
         return seed.expand(batch_size, *seed.shape).clone()
 
     def codes_of(self, part: str, level: int, indices: torch.Tensor) -> torch.Tensor:
-        return self.codec.tokenizers[part].quantizer.codebooks[level][indices]
+        return self.codec.tokenizers[part].quantizer.level_codebook(level)[indices]
 
     def window_fn(self, speaker: torch.Tensor):
         def run(feats, latent, mask, k):

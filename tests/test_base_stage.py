@@ -57,6 +57,13 @@ def test_mask_schedule_and_stale_index():
         for i in range(3)
     )
     assert torch.allclose(fixed, manual)
+    weight = torch.rand(2, 4)
+    weighted = sum(
+        (torch.nn.functional.cross_entropy(logits[:, :, i].flatten(0, 1), codes[:, :, i].flatten(), reduction="none")
+         * weight.flatten()).mean() / (i + 1)
+        for i in range(3)
+    )  # fmt: skip
+    assert torch.allclose(level_cross_entropy(logits, codes, weight), weighted)
 
 
 def test_training_step_and_frozen_tokenizers(tmp_path, stage1):

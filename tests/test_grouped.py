@@ -8,8 +8,19 @@ import torch
 from torch import nn
 
 from semtalk.nn.attention import MLP, PeriodicPositionalEncoding, decoder_stack
+from semtalk.nn.base_generator import BASE_CASCADE, BODY_PARTS, BodyTrunk
+from semtalk.nn.cascade import PartCascade
 from semtalk.nn.code_predictor import PartCodePredictors
-from semtalk.nn.grouped import GroupedDecoder, GroupedLayerNorm, GroupedLinear, GroupedMLP, stack_group_state
+from semtalk.nn.grouped import (
+    GroupedDecoder,
+    GroupedLayerNorm,
+    GroupedLinear,
+    GroupedMLP,
+    GroupedPatchConv1d,
+    stack_group_state,
+    stacked,
+)
+from semtalk.nn.sparse_generator import SPARSE_CASCADE
 
 GROUPS = ("a", "b", "c")
 
@@ -147,3 +158,88 @@ def test_grouped_products_agree_batched_and_group_by_group() -> None:
             torch.testing.assert_close(grouped_affine(x, w, None), ref - b[:, None, None])
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("frames", [8, 9])
+def test_grouped_patch_conv_equals_strided_conv1d(frames: int) -> None:
+    torch.manual_seed(0)
+    sep = nn.ModuleDict({g: nn.Conv1d(6, 5, 2, stride=2) for g in GROUPS})
+    grp = GroupedPatchConv1d(3, 6, 5, 2)
+    load_separate(grp, sep)
+    x = torch.randn(3, 4, frames, 6)  # channel-last; an odd last frame fills no window and is dropped
+    ref = torch.stack([sep[g](x[i].transpose(1, 2)).transpose(1, 2) for i, g in enumerate(GROUPS)])
+    assert ref.shape == (3, 4, frames // 2, 5)
+    torch.testing.assert_close(grp(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_stacked_initialises_as_the_separate_layers_and_keeps_the_random_stream() -> None:
+    torch.manual_seed(0)
+    layers = [nn.Linear(8, 5) for _ in GROUPS]
+    grp = stacked(lambda: GroupedLinear(3, 8, 5), layers)
+    after = torch.rand(4)
+    torch.manual_seed(0)
+    ref = [nn.Linear(8, 5) for _ in GROUPS]
+    assert torch.equal(after, torch.rand(4))  # building the grouped layer drew nothing
+    assert torch.equal(grp.weight, torch.stack([m.weight for m in ref]))
+    assert torch.equal(grp.bias, torch.stack([m.bias for m in ref]))
+
+
+@pytest.mark.parametrize(
+    ("sources", "rounds"),
+    [(BASE_CASCADE, (("face", "hands"), ("upper", "lower"))), (SPARSE_CASCADE, (("hands",), ("upper", "lower")))],
+)
+def test_part_cascade_matches_per_part_decoders_run_in_sequence(sources, rounds) -> None:
+    """The generators' cascades, written out part by part as SemTalk's code runs them, from per-part weights."""
+    torch.manual_seed(0)
+    sep = nn.ModuleDict({p: decoder_stack(16, 2, 32, 1, dropout=0.0) for p in sources}).eval()
+    cascade = PartCascade(sources, rounds, 16, 2, dropout=0.0).eval()
+    cascade.load_state_dict(sep.state_dict(), strict=True)  # per-part keys: stacked per round on load
+    pre = {p: torch.randn(2, 5, 16) for p in sources}
+    with torch.no_grad():
+        out = cascade(pre)
+        if "face" in sources:  # hands <- face, face <- hands, upper <- hands_new + lower, lower <- upper + hands_new
+            hands = sep["hands"](pre["hands"], pre["face"])
+            ref = {"face": sep["face"](pre["face"], pre["hands"]), "hands": hands}
+        else:  # hands <- upper + lower, then as the base
+            hands = sep["hands"](pre["hands"], pre["upper"] + pre["lower"])
+            ref = {"hands": hands}
+        ref["upper"] = sep["upper"](pre["upper"], hands + pre["lower"])
+        ref["lower"] = sep["lower"](pre["lower"], pre["upper"] + hands)
+    assert list(out) == list(sources)
+    for p in sources:
+        torch.testing.assert_close(out[p], ref[p], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="once"):
+        PartCascade(sources, rounds[1:], 16, 2)
+
+
+def test_body_trunk_loads_per_part_layers_and_matches_them() -> None:
+    """The trunk's grouped part heads, decoders, projections and convolutions against the per-part layers of
+    checkpoints written before they were grouped, run part by part."""
+    torch.manual_seed(0)
+    h, d = 16, 8
+    trunk = BodyTrunk(h, 6, 10, d, 2, 1, 3, 64, 0.0).eval()
+    old = {
+        "part_heads": nn.ModuleDict({p: MLP(h, h, h) for p in BODY_PARTS}),
+        "part_decoders": nn.ModuleDict({p: decoder_stack(h, 2, 2 * h, 1, 0.0) for p in BODY_PARTS}),
+        "part_out": nn.ModuleDict({p: nn.Linear(h, d) for p in BODY_PARTS}),
+        "part_down": nn.ModuleDict({p: nn.Conv1d(d, d, 2, stride=2) for p in BODY_PARTS}),
+    }
+    state = {k: v for k, v in trunk.state_dict().items() if not k.startswith(tuple(old))}
+    state.update({f"{name}.{k}": v for name, m in old.items() for k, v in m.state_dict().items()})
+    trunk.load_state_dict(state, strict=True)
+    hint, speaker, memory = torch.randn(2, 16, 6), torch.tensor([0, 2]), torch.randn(2, 16, 10)
+    captured = {}
+    trunk.down.register_forward_hook(lambda mod, inp, out: captured.update(x=out.transpose(1, 2)))
+    with torch.no_grad():
+        out = trunk(hint, speaker, memory)
+        x = captured["x"]  # (B, T/2, H): the shared input of the part heads
+        spk = trunk.speaker(speaker)
+        spk2 = trunk.speaker_down(spk[:, :, None].expand(-1, -1, 2)).transpose(1, 2)
+        parts = {p: old["part_heads"][p](x) for p in BODY_PARTS}
+        for p in BODY_PARTS:
+            others = sum(parts[q] for q in BODY_PARTS if q != p)
+            dec = old["part_decoders"][p](trunk.pe(parts[p] + spk2), others)
+            y = old["part_out"][p](dec + parts[p])
+            ref = old["part_down"][p](y.transpose(1, 2)).transpose(1, 2)
+            assert out[p].shape == (2, 4, d)
+            torch.testing.assert_close(out[p], ref, atol=1e-5, rtol=1e-5)

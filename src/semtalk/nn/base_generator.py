@@ -27,11 +27,21 @@ from torch import nn
 
 from semtalk.nn.attention import MLP, PeriodicPositionalEncoding, decoder_stack, downsample_time, encoder_stack
 from semtalk.nn.audio_encoder import AudioBranch
+from semtalk.nn.cascade import PartCascade
 from semtalk.nn.code_predictor import CodesOf, PartCodePredictors
+from semtalk.nn.grouped import GroupedDecoder, GroupedLinear, GroupedMLP, GroupedPatchConv1d, stack_group_state, stacked
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
 
 PARTS: tuple[str, ...] = ("face", "upper", "hands", "lower")
 BODY_PARTS: tuple[str, ...] = ("upper", "hands", "lower")
+# the cascade's memories: hands <- face and face <- hands (both before the cascade), then upper <- hands_new +
+# lower, lower <- upper + hands_new
+BASE_CASCADE: dict[str, tuple[str, ...]] = {
+    "face": ("hands",),
+    "upper": ("hands", "lower"),
+    "hands": ("face",),
+    "lower": ("upper", "hands"),
+}
 
 
 def part_memories(fusion_face: torch.Tensor, fusion_body: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -154,12 +164,22 @@ class BodyTrunk(nn.Module):
         self.cross_attention = decoder_stack(hidden, heads, 2 * hidden, cross_layers, dropout)
         self.down = nn.Conv1d(hidden, hidden, 2, stride=2)
         self.speaker_down = nn.Conv1d(hidden, hidden, 2, stride=2)
-        self.part_heads = nn.ModuleDict({p: MLP(hidden, hidden, hidden) for p in BODY_PARTS})
-        self.part_decoders = nn.ModuleDict(
-            {p: decoder_stack(hidden, heads, 2 * hidden, 1, dropout) for p in BODY_PARTS}
-        )
-        self.part_out = nn.ModuleDict({p: nn.Linear(hidden, code_dim) for p in BODY_PARTS})
-        self.part_down = nn.ModuleDict({p: nn.Conv1d(code_dim, code_dim, 2, stride=2) for p in BODY_PARTS})
+        # the three parts' layers run grouped, initialised as (and loading the checkpoints of) separate layers
+        g = len(BODY_PARTS)
+        part_heads = [MLP(hidden, hidden, hidden) for _ in BODY_PARTS]
+        self.part_heads = stacked(lambda: GroupedMLP(g, hidden, hidden, hidden), part_heads)
+        part_decoders = [decoder_stack(hidden, heads, 2 * hidden, 1, dropout) for _ in BODY_PARTS]
+        self.part_decoders = stacked(lambda: GroupedDecoder(g, hidden, heads, 2 * hidden, 1, dropout), part_decoders)
+        part_out = [nn.Linear(hidden, code_dim) for _ in BODY_PARTS]
+        self.part_out = stacked(lambda: GroupedLinear(g, hidden, code_dim), part_out)
+        part_down = [nn.Conv1d(code_dim, code_dim, 2, stride=2) for _ in BODY_PARTS]
+        self.part_down = stacked(lambda: GroupedPatchConv1d(g, code_dim, code_dim, 2), part_down)
+        self.register_load_state_dict_pre_hook(self._stack_part_state)
+
+    def _stack_part_state(self, module, state, prefix, *args) -> None:
+        """Load checkpoints with separate per-part layers (`part_heads.<part>.net.0.weight`, ...) by stacking."""
+        for name in ("part_heads", "part_decoders", "part_out", "part_down"):
+            stack_group_state(getattr(self, name), BODY_PARTS, state, f"{prefix}{name}.")
 
     def forward(
         self,
@@ -183,13 +203,13 @@ class BodyTrunk(nn.Module):
         x = downsample_time(self.down, x)  # (B, T/2, H)
         # the speaker sequence is constant in time: its stride-2 convolution is one value, broadcast
         spk2 = self.speaker_down(spk[:, :, None].expand(-1, -1, 2)).transpose(1, 2)  # (B, 1, H)
-        parts = {p: self.part_heads[p](x) for p in BODY_PARTS}
-        out = {}
-        for p in BODY_PARTS:
-            others = sum(parts[q] for q in BODY_PARTS if q != p)
-            dec = self.part_decoders[p](self.pe(parts[p] + spk2), others)
-            out[p] = downsample_time(self.part_down[p], self.part_out[p](dec + parts[p]))
-        return out
+        g = len(BODY_PARTS)
+        parts = self.part_heads(x.expand(g, *x.shape))  # (G, B, T/2, H), in BODY_PARTS order
+        others = parts.roll(-1, 0) + parts.roll(1, 0)  # each part's memory: the sum of the other two
+        query = self.pe((parts + spk2).flatten(0, 1)).view_as(parts)
+        dec = self.part_decoders(query, others)
+        out = self.part_down(self.part_out(dec + parts))  # (G, B, T/4, D)
+        return dict(zip(BODY_PARTS, out.unbind(0)))
 
 
 class FaceBranch(nn.Module):
@@ -350,7 +370,7 @@ class BaseGenerator(nn.Module):
             speaker_in_cross_query,
             memory_pe,
         )
-        self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in PARTS})
+        self.cascade = PartCascade(BASE_CASCADE, (("face", "hands"), ("upper", "lower")), code_dim, heads, dropout)
         self.predictors = PartCodePredictors(
             PARTS,
             code_dim,
@@ -426,15 +446,7 @@ class BaseGenerator(nn.Module):
         hint = self.motion_encoder(latent_all, mask)
         prezq = {"face": self.face(fusion_face, hint, speaker)}
         prezq.update(self.body(hint, speaker, fusion_body if use_audio_body else None, audio_rows))
-        cas = self.cascade
-        hands = cas["hands"](prezq["hands"], prezq["face"])
-        cascaded = {
-            "face": cas["face"](prezq["face"], prezq["hands"]),
-            "hands": hands,
-            "upper": cas["upper"](prezq["upper"], hands + prezq["lower"]),
-            "lower": cas["lower"](prezq["lower"], prezq["upper"] + hands),
-        }
-        return prezq, cascaded
+        return prezq, self.cascade(prezq)
 
     def forward(
         self,

@@ -13,7 +13,7 @@ Inputs and outputs are channel-last with the group axis first: `(G, ..., D)`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -58,6 +58,28 @@ class GroupedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return grouped_affine(x, self.weight, self.bias)
+
+
+class GroupedPatchConv1d(nn.Module):
+    """G `nn.Conv1d(in_dim, out_dim, kernel, stride=kernel)` (non-overlapping windows) on channel-last sequences:
+    `(G, B, T, in_dim)` -> `(G, B, T // kernel, out_dim)` (trailing frames that fill no window are dropped, as
+    the convolution does). Weights keep `nn.Conv1d`'s per-group layout, `weight (G, out, in, kernel)`."""
+
+    def __init__(self, groups: int, in_dim: int, out_dim: int, kernel: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.weight = nn.Parameter(torch.empty(groups, out_dim, in_dim, kernel))
+        self.bias = nn.Parameter(torch.empty(groups, out_dim))
+        for g in range(groups):
+            nn.init.kaiming_uniform_(self.weight[g], a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -1 / math.sqrt(in_dim * kernel), 1 / math.sqrt(in_dim * kernel))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g, b, t, c = x.shape
+        k = self.kernel
+        windows = x[:, :, : t // k * k].reshape(g, b, t // k, k * c)  # frame j of a window: channels j*c..j*c+c-1
+        weight = self.weight.transpose(2, 3).reshape(g, -1, k * c)  # (G, out, k*in) in the same order
+        return grouped_affine(windows, weight, self.bias)
 
 
 class GroupedLayerNorm(nn.Module):
@@ -158,18 +180,42 @@ class GroupedDecoder(nn.Module):
         return x
 
 
-def stack_group_state(module: nn.Module, groups: Sequence[str], state: Mapping[str, torch.Tensor], prefix: str = ""):
+def stack_group_state(
+    module: nn.Module,
+    groups: Sequence[str],
+    state: Mapping[str, torch.Tensor],
+    prefix: str = "",
+    separate_prefix: str | None = None,
+) -> list[str]:
     """Convert a state dict of G separate modules into `module`'s grouped one, in place.
 
     `state` holds, for every name `n` of `module`'s state dict, either `prefix + n` (already grouped: kept) or
-    `prefix + group + "." + n` for every group (G separate modules with the same layout, e.g. an
-    `nn.ModuleDict` of the PyTorch layers): those are stacked on a new leading axis, in `groups` order, and
-    removed. Partial sets are left alone for the loader to report. Returns the names converted."""
+    `separate_prefix + group + "." + n` for every group (G separate modules with the same layout, e.g. an
+    `nn.ModuleDict` of the PyTorch layers; `separate_prefix` defaults to `prefix`): those are stacked on a new
+    leading axis, in `groups` order, and removed. Partial sets are left alone for the loader to report. Returns
+    the names converted."""
+    separate_prefix = prefix if separate_prefix is None else separate_prefix
     converted = []
     for name in module.state_dict():
-        separate = [f"{prefix}{g}.{name}" for g in groups]
+        separate = [f"{separate_prefix}{g}.{name}" for g in groups]
         if prefix + name in state or not all(k in state for k in separate):
             continue
         state[prefix + name] = torch.stack([state.pop(k) for k in separate])
         converted.append(name)
     return converted
+
+
+def stacked(make_grouped: Callable[[], nn.Module], modules: Iterable[nn.Module]) -> nn.Module:
+    """The grouped module `make_grouped()` holding the weights of the G separate `modules`, stacked in order.
+
+    Building G PyTorch layers and stacking them initialises the group exactly as the separate layers were
+    (same random draws, in the same order); `make_grouped` runs with the random state restored afterwards, so
+    what is built after is initialised as it was before as well."""
+    modules = list(modules)
+    with torch.random.fork_rng(devices=[]):
+        grouped = make_grouped()
+    names = [str(g) for g in range(len(modules))]
+    state = {f"{g}.{k}": v for g, m in zip(names, modules) for k, v in m.state_dict().items()}
+    stack_group_state(grouped, names, state)
+    grouped.load_state_dict(state)
+    return grouped

@@ -95,7 +95,9 @@ class ResidualQuantizer(nn.Module):
             quantize_dropout=quantize_dropout,
         )
         self.rvq: nn.Module | None = None
+        self._codebooks_ready = False  # known k-means-initialised (a cache: checking reads device memory)
         self.build()
+        self.register_load_state_dict_pre_hook(lambda *args: setattr(self, "_codebooks_ready", False))
 
     def build(self, sync_codebook: bool | None = None) -> None:
         """(Re)build the library quantizer. `sync_codebook=None` syncs exactly when a process group with more
@@ -106,6 +108,7 @@ class ResidualQuantizer(nn.Module):
             sync_codebook = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         old = self.rvq.state_dict() if self.rvq is not None else None
         self.rvq = ResidualVQ(**self._kwargs, sync_codebook=sync_codebook)
+        self._codebooks_ready = False
         if old is not None:
             self.rvq.load_state_dict(old)
         self.sync_codebook = sync_codebook
@@ -118,20 +121,51 @@ class ResidualQuantizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """`(B, T', D)` -> `(B, T', Q)` int64 indices (nearest codes, deterministic in eval mode)."""
-        was_training = self.training
-        self.eval()
-        _, indices, _ = self.rvq(x.float())
-        self.train(was_training)
-        return indices
+        """`(B, T', D)` -> `(B, T', Q)` int64 indices: at each level the code nearest to what the levels before
+        left (the library's quantization in eval mode, computed directly: a few operations a level instead of
+        the library's general path, which handles options this quantizer does not use)."""
+        if not self._ready():  # the library initialises the codebooks by k-means on the first input it sees
+            was_training = self.training
+            self.eval()
+            _, indices, _ = self.rvq(x.float())
+            self.train(was_training)
+            return indices
+        residual = x.float().reshape(-1, x.shape[-1])
+        codebooks = self.codebooks.float()
+        indices = []
+        for codes in codebooks:  # (C, D); squared distances as the library computes them, nearest = smallest
+            dist = (residual.square().sum(-1, keepdim=True) + codes.square().sum(-1)) + (residual @ codes.T) * -2
+            idx = dist.argmin(-1)
+            residual = residual - codes[idx]
+            indices.append(idx)
+        return torch.stack(indices, -1).view(*x.shape[:-1], len(codebooks))
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """`(B, T', Q)` indices (-1 = level absent) -> `(B, T', D)` summed code vectors."""
-        return self.rvq.get_output_from_indices(indices)
+        return self.level_codes(indices).sum(0)
 
     def level_codes(self, indices: torch.Tensor) -> torch.Tensor:
-        """`(B, T', Q)` indices -> `(Q, B, T', D)` the code vector chosen at each level (not cumulative)."""
-        return self.rvq.get_codes_from_indices(indices)
+        """`(B, T', Q)` indices (-1 = level absent: zeros) -> `(Q, B, T', D)` the code vector chosen at each level
+        (not cumulative); one gather for all levels."""
+        codebooks = self.codebooks  # (Q, C, D)
+        q = codebooks.shape[0]
+        if indices.shape[-1] != q:
+            raise ValueError(f"indices have {indices.shape[-1]} levels, the quantizer {q}")
+        per_level = indices.movedim(-1, 0)  # (Q, B, T')
+        levels = torch.arange(q, device=indices.device).view(q, *([1] * (per_level.dim() - 1)))
+        codes = codebooks[levels, per_level.clamp(min=0)]  # (Q, B, T', D)
+        return codes.masked_fill((per_level < 0).unsqueeze(-1), 0.0)
+
+    def _ready(self) -> bool:
+        """Whether every level's codebook is initialised (a k-means-initialised codebook is empty until the first
+        batch it quantizes)."""
+        if not self._codebooks_ready:
+            self._codebooks_ready = all(bool(getattr(vq._codebook, "initted", True)) for vq in self.rvq.layers)
+        return self._codebooks_ready
+
+    def level_codebook(self, level: int) -> torch.Tensor:
+        """`(codebook_size, D)` current code vectors of one level."""
+        return self.rvq.layers[level].codebook
 
     @property
     def codebooks(self) -> torch.Tensor:

@@ -40,8 +40,18 @@ from semtalk.nn.base_generator import (
     repeat_batch,
     rows,
 )
+from semtalk.nn.cascade import PartCascade
 from semtalk.nn.code_predictor import CodesOf, PartCodePredictors
+from semtalk.nn.grouped import GroupedMLP, stack_group_state, stacked
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
+
+# the cascade's memories: hands <- upper + lower (before the cascade), then upper <- hands_new + lower,
+# lower <- upper + hands_new
+SPARSE_CASCADE: dict[str, tuple[str, ...]] = {
+    "upper": ("hands", "lower"),
+    "hands": ("upper", "lower"),
+    "lower": ("upper", "hands"),
+}
 
 
 @dataclass
@@ -161,9 +171,13 @@ class SparseGenerator(nn.Module):
             speaker_in_cross_query,
             memory_pe,
         )
-        self.cascade = nn.ModuleDict({p: decoder_stack(code_dim, heads, 2 * code_dim, 1, dropout) for p in BODY_PARTS})
+        self.cascade = PartCascade(SPARSE_CASCADE, (("hands",), ("upper", "lower")), code_dim, heads, dropout)
         if blend_base:
-            self.blend = nn.ModuleDict({p: MLP(code_dim, hidden, code_dim) for p in BODY_PARTS})
+            blend = [MLP(code_dim, hidden, code_dim) for _ in BODY_PARTS]
+            self.blend = stacked(lambda: GroupedMLP(len(BODY_PARTS), code_dim, hidden, code_dim), blend)
+            self.blend.register_load_state_dict_pre_hook(
+                lambda module, state, prefix, *args: stack_group_state(module, BODY_PARTS, state, prefix)
+            )
         self.predictors = PartCodePredictors(
             BODY_PARTS,
             code_dim,
@@ -305,27 +319,21 @@ class SparseGenerator(nn.Module):
         `use_semantic_body` says)."""
         hint = self.motion_encoder(latent_all, mask)
         prezq = self.body(hint, speaker, semantic if use_semantic_body else None, semantic_rows)
-        cas = self.cascade
-        hands = cas["hands"](prezq["hands"], prezq["upper"] + prezq["lower"])
-        cascaded = {
-            "upper": cas["upper"](prezq["upper"], hands + prezq["lower"]),
-            "hands": hands,
-            "lower": cas["lower"](prezq["lower"], prezq["upper"] + hands),
-        }
-        if self.blend_base:
-            if base_latents is None:
-                raise ValueError("blend_base=True needs base_latents from BaseGenerator.forward_latents")
-            w = psi[..., None]
-            level0 = {}
-            for p in BODY_PARTS:
-                if base_latents[p].shape != cascaded[p].shape:
-                    raise ValueError(
-                        f"base latent of {p} {tuple(base_latents[p].shape)} must be {tuple(cascaded[p].shape)}"
-                    )
-                level0[p] = self.blend[p](w * cascaded[p] + (1 - w) * base_latents[p])
-        else:
-            level0 = cascaded
-        return prezq, cascaded, level0
+        cascaded = self.cascade(prezq)
+        if not self.blend_base:
+            return prezq, cascaded, cascaded
+        if base_latents is None:
+            raise ValueError("blend_base=True needs base_latents from BaseGenerator.forward_latents")
+        for p in BODY_PARTS:
+            if base_latents[p].shape != cascaded[p].shape:
+                raise ValueError(
+                    f"base latent of {p} {tuple(base_latents[p].shape)} must be {tuple(cascaded[p].shape)}"
+                )
+        w = psi[..., None]
+        f_s = torch.stack([cascaded[p] for p in BODY_PARTS])
+        f_b = torch.stack([base_latents[p] for p in BODY_PARTS])
+        level0 = self.blend(w * f_s + (1 - w) * f_b)  # (G, B, T', D)
+        return prezq, cascaded, dict(zip(BODY_PARTS, level0.unbind(0)))
 
     def forward(
         self,

@@ -457,3 +457,22 @@ def test_generate_rhythm_mode_with_shipped_frontend(project, tmp_path):
               "--out", str(tmp_path / "o2")])  # fmt: skip
     with pytest.raises(SystemExit, match="WORD=GAIN"):
         main([str(wav), "--checkpoints", str(ck), "--emphasis", "big"])
+
+
+def test_generate_under_bf16_autocast(project, tmp_path):
+    """`--precision bf16` runs the encoders and generators under bfloat16 autocast and still writes float32 files."""
+    from semtalk.generate_cli import main
+
+    wav = next((project / "data" / "embedded" / "wave16k").glob("*.wav"))
+    loaded = {}
+    for precision in ("32", "bf16"):
+        out = tmp_path / precision
+        main([str(wav), "--checkpoints", str(project / "checkpoints"), "--out", str(out), "--transcript",
+              "the big red balloon", "--video", "none", "--no-bvh", "--quiet", "--precision", precision])  # fmt: skip
+        with np.load(out / f"{wav.stem}.npz", allow_pickle=False) as d:
+            loaded[precision] = {k: d[k] for k in ("poses", "trans", "expressions")}
+        assert json.loads((out / f"{wav.stem}_psi.json").read_text())["precision"] == precision
+    for k, full in loaded["32"].items():
+        half = loaded["bf16"][k]
+        assert half.dtype == np.float32 and half.shape == full.shape and np.isfinite(half).all()
+    assert not np.array_equal(loaded["32"]["trans"], loaded["bf16"]["trans"])  # autocast did apply

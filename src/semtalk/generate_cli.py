@@ -70,6 +70,10 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="on a GPU, replay each generation window as a CUDA graph (same result, less launch overhead)",
     )
+    p.add_argument("--precision", choices=("32", "bf16"), default="32",
+                   help="bf16: bfloat16 autocast for the encoders and generators (faster on CPUs with bf16 "
+                        "support, see the README's benchmarks; codes may differ from float32's where logits are "
+                        "close)")  # fmt: skip
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 is fastest on a machine busy with other work, "
                         "see the README's benchmarks")  # fmt: skip
@@ -146,6 +150,17 @@ def _body_model(args, pipeline, notices: list[str], keep: list):
     return BodyModel(tmp.name)
 
 
+def precision_context(precision: str, device):
+    """bfloat16 autocast on `device` for `"bf16"`, nothing for `"32"`."""
+    import contextlib
+
+    import torch
+
+    if precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def run_generate(args: argparse.Namespace) -> list[dict]:
     """The `generate` command. Returns one record per input (paths written, frames, timings)."""
     import numpy as np
@@ -220,10 +235,11 @@ def run_generate(args: argparse.Namespace) -> list[dict]:
                 wav_copy = sf.SoundFile(str(out / f"{stem}.wav"), "w", samplerate=16000, channels=1,
                                         subtype="PCM_16")  # fmt: skip
             try:
-                result = generate_audio(pipeline, audio.blocks(), track, speaker=args.speaker, mode=mode,
-                                        beta=args.beta, emphasis=emphasis, frontend=frontend,
-                                        on_block=wav_copy.write if wav_copy is not None else None,
-                                        cuda_graphs=args.cuda_graphs)  # fmt: skip
+                with precision_context(args.precision, pipeline.device):
+                    result = generate_audio(pipeline, audio.blocks(), track, speaker=args.speaker, mode=mode,
+                                            beta=args.beta, emphasis=emphasis, frontend=frontend,
+                                            on_block=wav_copy.write if wav_copy is not None else None,
+                                            cuda_graphs=args.cuda_graphs)  # fmt: skip
             finally:
                 if wav_copy is not None:
                     wav_copy.close()
@@ -251,7 +267,7 @@ def run_generate(args: argparse.Namespace) -> list[dict]:
                 (out / f"{stem}.wav").unlink(missing_ok=True)
             extra = {"speaker": result.speaker, "words_from": words_kind, "audio": str(audio.path),
                      "seconds_audio": round(audio.seconds, 3), "seconds_generation": round(result.seconds, 3),
-                     "lock_root": bool(args.lock_root),
+                     "lock_root": bool(args.lock_root), "precision": args.precision,
                      "emphasis": {"words": emphasis.words, "ranges": [list(r) for r in emphasis.ranges]}}  # fmt: skip
             written["psi"] = save_psi_json(out / f"{stem}_psi.json", psi=result.psi, gate=result.gate,
                                            gain=result.gain, beta=result.beta if mode == "full" else None, mode=mode,

@@ -243,3 +243,42 @@ def test_body_trunk_loads_per_part_layers_and_matches_them() -> None:
             ref = old["part_down"][p](y.transpose(1, 2)).transpose(1, 2)
             assert out[p].shape == (2, 4, d)
             torch.testing.assert_close(out[p], ref, atol=1e-5, rtol=1e-5)
+
+
+def per_part_layout(state: dict[str, torch.Tensor], groups: dict[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
+    """A grouped state dict written back in the per-part layout of earlier checkpoints: `groups` maps a grouped
+    prefix to (the per-part prefix, the parts in stacking order)."""
+    out = {}
+    for key, value in state.items():
+        prefix = next((p for p in groups if key.startswith(p)), None)
+        if prefix is None:
+            out[key] = value
+            continue
+        target, parts = groups[prefix]
+        for i, part in enumerate(parts):
+            out[f"{target}{part}.{key[len(prefix) :]}"] = value[i]
+    return out
+
+
+@pytest.mark.parametrize("which", ["base", "sparse"])
+def test_generators_load_checkpoints_of_per_part_layers(which: str) -> None:
+    from semtalk.nn.base_generator import PARTS, BaseGenerator
+    from semtalk.nn.sparse_generator import SparseGenerator
+
+    torch.manual_seed(0)
+    if which == "base":
+        gen, parts, first = BaseGenerator.tiny(), PARTS, ("face", "hands")
+    else:
+        gen, parts, first = SparseGenerator.tiny(), BODY_PARTS, ("hands",)
+    groups = {"cascade.rounds.0.": ("cascade.", first), "cascade.rounds.1.": ("cascade.", ("upper", "lower"))}
+    if which == "sparse":
+        groups["blend."] = ("blend.", BODY_PARTS)
+    for name in ("part_heads", "part_decoders", "part_out", "part_down"):
+        groups[f"body.{name}."] = (f"body.{name}.", BODY_PARTS)
+    groups["predictors."] = ("predictors.", parts)
+    old = per_part_layout(gen.state_dict(), groups)
+    assert "body.part_down.hands.weight" in old and "cascade.lower.layers.0.linear1.weight" in old
+    fresh = type(gen).tiny()
+    fresh.load_state_dict(old, strict=True)
+    for key, value in gen.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key

@@ -25,6 +25,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from semtalk.nn.compiled import compile_blocks
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import PeakMemory, Timing, base_parser, machine, quiet_logs, report, setup, synchronize  # noqa: E402
@@ -71,16 +73,11 @@ class StepTimer(L.Callback):
 
 
 def compile_stage(stage) -> None:
-    """`torch.compile` the trained network of a stage in place: each of its top-level blocks (the stages call
-    methods other than `forward` on the generators, e.g. `forward_passes`, so the blocks are compiled, not the
-    whole network)."""
+    """`torch.compile` the trained network of a stage in place, block by block (`semtalk.nn.compiled`)."""
     for name in ("generator", "model", "net"):
         module = getattr(stage, name, None)
         if isinstance(module, torch.nn.Module):
-            for child in module.children():
-                blocks = child.values() if isinstance(child, torch.nn.ModuleDict) else [child]
-                for block in blocks:
-                    block.compile()
+            compile_blocks(module)
             return
 
 

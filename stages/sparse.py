@@ -11,6 +11,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 
 from semtalk.generation import GeneratedMotion
+from semtalk.nn.compiled import compile_blocks
 from semtalk.nn.sparse_generator import BODY_PARTS, SparseGenerator, fuse_codes
 from semtalk.schedules import check_schedule, lightning_optimizer
 from semtalk.tokenizer import file_sha256, load_checkpoint
@@ -52,7 +53,7 @@ class SparseStage(L.LightningModule):
         gate_every_pass: add the gate cross-entropy in all three passes; False adds it once (the code computes it
             in every pass but adds it only in the second).
         beta: psi threshold of the fusion at generation.
-        teacher_forcing, batched_passes, mask_*: as in `BaseStage`.
+        teacher_forcing, batched_passes, compile_blocks, mask_*: as in `BaseStage`.
         lr, adam_betas: Adam settings.
             lr_schedule: `constant` (the reference), or `cosine` (per-step warm-up over `warmup` of the run, then
             cosine decay; short runs).
@@ -74,6 +75,7 @@ class SparseStage(L.LightningModule):
         beta: float = 0.5,
         teacher_forcing: bool = False,
         batched_passes: bool = True,
+        compile_blocks: bool = False,
         mask_start: float = 0.05,
         mask_span_epochs: int = 400,
         mask_until: int = 130,
@@ -136,6 +138,11 @@ class SparseStage(L.LightningModule):
         return self
 
     # ------------------------------------------------------------------ set-up
+    def configure_model(self) -> None:
+        if self.hparams.compile_blocks and not getattr(self, "_blocks_compiled", False):
+            compile_blocks(self.generator)
+            self._blocks_compiled = True
+
     def configure_optimizers(self) -> Any:
         params = [p for p in self.generator.parameters() if p.requires_grad]
         hp = self.hparams

@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PeakMemory, Timing, autocast, base_parser, machine, quiet_logs, report, setup  # noqa: E402
+from common import PeakMemory, Timing, base_parser, machine, quiet_logs, report, setup  # noqa: E402
 from encoders import extractor_config  # noqa: E402
 from stage_models import FEATURE_DIMS, SEED_FRAMES, make_spec, stage_config, upstream_stage1, write_base  # noqa: E402
 
@@ -129,6 +129,7 @@ def run_stream(
 ) -> dict[str, Any]:
     """Push the speech through `StreamingGenerator` in pieces of `push_samples` (the whole speech at once is what
     `semtalk.inference.generate_audio` does with the offline plan); seconds by part and per push."""
+    from semtalk.generate_cli import precision_context
     from semtalk.streaming import StreamingGenerator
 
     feats = Timed(frontend.audio_features, device)
@@ -139,7 +140,7 @@ def run_stream(
         pushes: list[float] = []
         chunks = []
         t0 = time.perf_counter()
-        with autocast(device, precision):
+        with precision_context(precision, device, cuda_graphs):
             for i in range(0, len(audio), push_samples):
                 c0 = time.perf_counter()
                 chunks.append(gen.push(audio[i : i + push_samples]))

@@ -150,14 +150,15 @@ def _body_model(args, pipeline, notices: list[str], keep: list):
     return BodyModel(tmp.name)
 
 
-def precision_context(precision: str, device):
-    """bfloat16 autocast on `device` for `"bf16"`, nothing for `"32"`."""
+def precision_context(precision: str, device, cuda_graphs: bool = False):
+    """bfloat16 autocast on `device` for `"bf16"`, nothing for `"32"`. Captured CUDA graphs must not reuse
+    autocast's cache of cast weights (PyTorch's rule for graphs under autocast), so it is off with `cuda_graphs`."""
     import contextlib
 
     import torch
 
     if precision == "bf16":
-        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=not cuda_graphs)
     return contextlib.nullcontext()
 
 
@@ -235,7 +236,7 @@ def run_generate(args: argparse.Namespace) -> list[dict]:
                 wav_copy = sf.SoundFile(str(out / f"{stem}.wav"), "w", samplerate=16000, channels=1,
                                         subtype="PCM_16")  # fmt: skip
             try:
-                with precision_context(args.precision, pipeline.device):
+                with precision_context(args.precision, pipeline.device, args.cuda_graphs):
                     result = generate_audio(pipeline, audio.blocks(), track, speaker=args.speaker, mode=mode,
                                             beta=args.beta, emphasis=emphasis, frontend=frontend,
                                             on_block=wav_copy.write if wav_copy is not None else None,

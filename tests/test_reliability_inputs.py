@@ -410,7 +410,7 @@ def test_resume_from_a_checkpoint_of_another_stage_or_part_is_refused(checkpoint
     cases = [
         (checkpoints["global_motion"], "hyperparameters ['layers', 'use_contacts'] are not arguments of"),
         (checkpoints["face"], "a tokenizer checkpoint of part 'face', but this run trains part 'upper'"),
-        (checkpoints["base"], "hyperparameters ['batched_passes', 'cls_weight', 'generator'"),
+        (checkpoints["base"], "hyperparameters ['batched_passes', 'cls_weight', 'compile_blocks', 'generator'"),
     ]
     # a checkpoint written by `semtalk fit` names its class
     ckpt = torch.load(checkpoints["base"], weights_only=True)

@@ -282,3 +282,27 @@ def test_generators_load_checkpoints_of_per_part_layers(which: str) -> None:
     fresh.load_state_dict(old, strict=True)
     for key, value in gen.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_generators_and_quantizer_pickle_and_copy_with_their_load_hooks() -> None:
+    """Spawned DDP workers receive the modules pickled: the load hooks must not be closures."""
+    import copy
+    import pickle
+
+    from semtalk.nn.base_generator import PARTS, BaseGenerator
+    from semtalk.nn.quantizer import ResidualQuantizer
+    from semtalk.nn.sparse_generator import SparseGenerator
+
+    torch.manual_seed(0)
+    for gen in (BaseGenerator.tiny(), SparseGenerator.tiny()):
+        back = pickle.loads(pickle.dumps(gen))
+        parts = PARTS if isinstance(gen, BaseGenerator) else BODY_PARTS
+        old = per_part_layout(gen.state_dict(), {"predictors.": ("predictors.", parts),
+                                                 "body.part_out.": ("body.part_out.", BODY_PARTS)})  # fmt: skip
+        back.load_state_dict(old, strict=True)  # the unpickled hooks still stack per-part layers
+        assert all(torch.equal(v, gen.state_dict()[k]) for k, v in back.state_dict().items())
+    q = ResidualQuantizer(8, 2, 8)
+    q._codebooks_ready = True
+    twin = copy.deepcopy(pickle.loads(pickle.dumps(q)))
+    twin.load_state_dict(twin.state_dict())
+    assert not twin._codebooks_ready and q._codebooks_ready  # the copy's hook resets the copy, not the original

@@ -29,7 +29,7 @@ from semtalk.nn.attention import MLP, PeriodicPositionalEncoding, decoder_stack,
 from semtalk.nn.audio_encoder import AudioBranch
 from semtalk.nn.cascade import PartCascade
 from semtalk.nn.code_predictor import CodesOf, PartCodePredictors
-from semtalk.nn.grouped import GroupedDecoder, GroupedLinear, GroupedMLP, GroupedPatchConv1d, stack_group_state, stacked
+from semtalk.nn.grouped import GroupedDecoder, GroupedLinear, GroupedMLP, GroupedPatchConv1d, stacked
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
 
 PARTS: tuple[str, ...] = ("face", "upper", "hands", "lower")
@@ -165,21 +165,16 @@ class BodyTrunk(nn.Module):
         self.down = nn.Conv1d(hidden, hidden, 2, stride=2)
         self.speaker_down = nn.Conv1d(hidden, hidden, 2, stride=2)
         # the three parts' layers run grouped, initialised as (and loading the checkpoints of) separate layers
-        g = len(BODY_PARTS)
-        part_heads = [MLP(hidden, hidden, hidden) for _ in BODY_PARTS]
-        self.part_heads = stacked(lambda: GroupedMLP(g, hidden, hidden, hidden), part_heads)
-        part_decoders = [decoder_stack(hidden, heads, 2 * hidden, 1, dropout) for _ in BODY_PARTS]
-        self.part_decoders = stacked(lambda: GroupedDecoder(g, hidden, heads, 2 * hidden, 1, dropout), part_decoders)
-        part_out = [nn.Linear(hidden, code_dim) for _ in BODY_PARTS]
-        self.part_out = stacked(lambda: GroupedLinear(g, hidden, code_dim), part_out)
-        part_down = [nn.Conv1d(code_dim, code_dim, 2, stride=2) for _ in BODY_PARTS]
-        self.part_down = stacked(lambda: GroupedPatchConv1d(g, code_dim, code_dim, 2), part_down)
-        self.register_load_state_dict_pre_hook(self._stack_part_state)
-
-    def _stack_part_state(self, module, state, prefix, *args) -> None:
-        """Load checkpoints with separate per-part layers (`part_heads.<part>.net.0.weight`, ...) by stacking."""
-        for name in ("part_heads", "part_decoders", "part_out", "part_down"):
-            stack_group_state(getattr(self, name), BODY_PARTS, state, f"{prefix}{name}.")
+        g, parts = len(BODY_PARTS), BODY_PARTS
+        part_heads = [MLP(hidden, hidden, hidden) for _ in parts]
+        self.part_heads = stacked(lambda: GroupedMLP(g, hidden, hidden, hidden), part_heads, parts)
+        part_decoders = [decoder_stack(hidden, heads, 2 * hidden, 1, dropout) for _ in parts]
+        self.part_decoders = stacked(lambda: GroupedDecoder(g, hidden, heads, 2 * hidden, 1, dropout), part_decoders,
+                                     parts)  # fmt: skip
+        part_out = [nn.Linear(hidden, code_dim) for _ in parts]
+        self.part_out = stacked(lambda: GroupedLinear(g, hidden, code_dim), part_out, parts)
+        part_down = [nn.Conv1d(code_dim, code_dim, 2, stride=2) for _ in parts]
+        self.part_down = stacked(lambda: GroupedPatchConv1d(g, code_dim, code_dim, 2), part_down, parts)
 
     def forward(
         self,

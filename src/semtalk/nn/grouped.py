@@ -12,6 +12,7 @@ Inputs and outputs are channel-last with the group axis first: `(G, ..., D)`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -205,17 +206,28 @@ def stack_group_state(
     return converted
 
 
-def stacked(make_grouped: Callable[[], nn.Module], modules: Iterable[nn.Module]) -> nn.Module:
+def stacked(
+    make_grouped: Callable[[], nn.Module], modules: Iterable[nn.Module], names: Sequence[str] | None = None
+) -> nn.Module:
     """The grouped module `make_grouped()` holding the weights of the G separate `modules`, stacked in order.
 
     Building G PyTorch layers and stacking them initialises the group exactly as the separate layers were
     (same random draws, in the same order); `make_grouped` runs with the random state restored afterwards, so
-    what is built after is initialised as it was before as well."""
+    what is built after is initialised as it was before as well. With the groups' `names`, the grouped module also
+    loads state dicts written by the separate modules (`<its prefix><name>.<parameter>`, e.g. an `nn.ModuleDict`
+    of them), stacking them on load."""
     modules = list(modules)
     with torch.random.fork_rng(devices=[]):
         grouped = make_grouped()
-    names = [str(g) for g in range(len(modules))]
-    state = {f"{g}.{k}": v for g, m in zip(names, modules) for k, v in m.state_dict().items()}
-    stack_group_state(grouped, names, state)
+    keys = [str(g) for g in range(len(modules))]
+    state = {f"{g}.{k}": v for g, m in zip(keys, modules) for k, v in m.state_dict().items()}
+    stack_group_state(grouped, keys, state)
     grouped.load_state_dict(state)
+    if names is not None:
+        grouped.register_load_state_dict_pre_hook(functools.partial(_stack_on_load, tuple(names)))
     return grouped
+
+
+def _stack_on_load(names: tuple[str, ...], module: nn.Module, state, prefix: str, *args) -> None:
+    """Load-state-dict pre-hook of `stacked(..., names)` (a module-level function: the module stays picklable)."""
+    stack_group_state(module, names, state, prefix)

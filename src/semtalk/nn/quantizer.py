@@ -97,7 +97,11 @@ class ResidualQuantizer(nn.Module):
         self.rvq: nn.Module | None = None
         self._codebooks_ready = False  # known k-means-initialised (a cache: checking reads device memory)
         self.build()
-        self.register_load_state_dict_pre_hook(lambda *args: setattr(self, "_codebooks_ready", False))
+        self.register_load_state_dict_pre_hook(self._forget_codebook_state)
+
+    def _forget_codebook_state(self, *args) -> None:
+        """Loaded codebooks may be empty again: check before the next direct encode."""
+        self._codebooks_ready = False
 
     def build(self, sync_codebook: bool | None = None) -> None:
         """(Re)build the library quantizer. `sync_codebook=None` syncs exactly when a process group with more

@@ -42,7 +42,7 @@ from semtalk.nn.base_generator import (
 )
 from semtalk.nn.cascade import PartCascade
 from semtalk.nn.code_predictor import CodesOf, PartCodePredictors
-from semtalk.nn.grouped import GroupedMLP, stack_group_state, stacked
+from semtalk.nn.grouped import GroupedMLP, stacked
 from semtalk.nn.motion_encoder import MaskedMotionEncoder
 
 # the cascade's memories: hands <- upper + lower (before the cascade), then upper <- hands_new + lower,
@@ -174,10 +174,7 @@ class SparseGenerator(nn.Module):
         self.cascade = PartCascade(SPARSE_CASCADE, (("hands",), ("upper", "lower")), code_dim, heads, dropout)
         if blend_base:
             blend = [MLP(code_dim, hidden, code_dim) for _ in BODY_PARTS]
-            self.blend = stacked(lambda: GroupedMLP(len(BODY_PARTS), code_dim, hidden, code_dim), blend)
-            self.blend.register_load_state_dict_pre_hook(
-                lambda module, state, prefix, *args: stack_group_state(module, BODY_PARTS, state, prefix)
-            )
+            self.blend = stacked(lambda: GroupedMLP(len(BODY_PARTS), code_dim, hidden, code_dim), blend, BODY_PARTS)
         self.predictors = PartCodePredictors(
             BODY_PARTS,
             code_dim,

@@ -139,9 +139,8 @@ class SparseStage(L.LightningModule):
 
     # ------------------------------------------------------------------ set-up
     def configure_model(self) -> None:
-        if self.hparams.compile_blocks and not getattr(self, "_blocks_compiled", False):
+        if self.hparams.compile_blocks:
             compile_blocks(self.generator)
-            self._blocks_compiled = True
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.generator.parameters() if p.requires_grad]

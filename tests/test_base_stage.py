@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from motion_fixtures import HUBERT_DIM, PartWindows, train_tiny_stage1
+from semtalk.nn.compiled import compile_blocks
 from stages.base import BaseStage, level_cross_entropy, mask_ratio
 
 TINY_GEN = dict(
@@ -138,6 +139,7 @@ def test_compiled_blocks_give_the_eager_losses_and_keep_the_checkpoint_names(sta
     compiled.configure_model()
     assert list(compiled.state_dict()) == names  # compiled in place: the checkpoint layout is unchanged
     assert compiled.generator.body._compiled_call_impl is not None
+    assert compile_blocks(compiled.generator) == 0  # a second run's configure_model compiles nothing again
     batch = next(iter(DataLoader(PartWindows(8, 32), batch_size=4)))
     with torch.no_grad():  # inference graphs only: compiling the backward as well doubles the test's time
         torch.manual_seed(1)

@@ -11,10 +11,13 @@ from torch import nn
 
 
 def compile_blocks(network: nn.Module, **options) -> int:
-    """Compile every top-level block of `network` in place (`nn.Module.compile(**options)`); returns their count."""
+    """Compile every top-level block of `network` in place (`nn.Module.compile(**options)`), skipping blocks
+    compiled already, so calling it again (a later `fit` or `test` of the same module) changes nothing; returns
+    the count compiled now."""
     count = 0
     for child in network.children():
         for block in child.values() if isinstance(child, nn.ModuleDict) else [child]:
-            block.compile(**options)
-            count += 1
+            if getattr(block, "_compiled_call_impl", None) is None:
+                block.compile(**options)
+                count += 1
     return count

@@ -52,7 +52,7 @@ def test_file_loads_strictly_with_weights_only_and_names_its_data(trained, tiny_
     named = load_fgd_encoder_file(trained)
     root = Beat2Root(tiny_root)
     digest = training_data_digest(root, root.clip_ids(("train",)))
-    assert named.identity.startswith(f"trained:tinyset:{digest} (fgd.pt sha256:")
+    assert named.identity.startswith(f"trained:tinyset:{digest} (fgd.pt weights sha256:")
     for (k, a), b in zip(plain.state_dict().items(), named.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     meta = read_fgd_metadata(trained)["training"]
@@ -74,6 +74,25 @@ def test_file_loads_strictly_with_weights_only_and_names_its_data(trained, tiny_
     assert not torch.equal(init.state_dict()[f"{conv}.weight"], plain.state_dict()[f"{conv}.weight"])
     mask = plain.state_dict()[f"{conv}.mask"]
     assert float(plain.state_dict()[f"{conv}.weight"][mask == 0].abs().max()) == 0.0
+
+
+def test_identity_names_the_weights_not_the_file(trained, tmp_path):
+    """Another training time in the file (a re-run that trained the same weights) keeps the identity; another
+    weight changes it. BEAT2's loader names the file itself."""
+    blob = torch.load(trained, map_location="cpu", weights_only=True)
+    blob["training"] = {**blob["training"], "seconds": blob["training"]["seconds"] + 1.5}
+    rerun = tmp_path / "rerun" / "fgd.pt"
+    rerun.parent.mkdir()
+    torch.save(blob, rerun)
+    assert load_fgd_encoder(rerun).identity != load_fgd_encoder(trained).identity  # the files differ
+    assert load_fgd_encoder_file(rerun).identity == load_fgd_encoder_file(trained).identity
+    name = "encoder.layers.0.0.residual.0.bias"
+    blob["model_state"][name] = blob["model_state"][name].clone()
+    blob["model_state"][name][0] += 1e-6
+    other = tmp_path / "other" / "fgd.pt"
+    other.parent.mkdir()
+    torch.save(blob, other)
+    assert load_fgd_encoder_file(other).identity != load_fgd_encoder_file(trained).identity
 
 
 def test_known_answer_fgd(trained, tiny_root, tmp_path):

@@ -300,6 +300,17 @@ def file_digest(path: str | Path, length: int = 12) -> str:
     return h.hexdigest()[:length]
 
 
+def state_digest(state: Mapping[str, torch.Tensor], length: int = 12) -> str:
+    """First `length` hex digits of a SHA-256 over a state dict's names, dtypes, shapes and values: the same for
+    equal weights whatever else the file holds (training time, metadata, the pickle's layout)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:length]
+
+
 def load_fgd_encoder(path: str | Path, parents: Sequence[int] = PARENTS, trust_pickle: bool = False) -> FGDAutoencoder:
     """Load BEAT2's `AESKConv_240_100.bin` (or any checkpoint with the same keys) for FGD.
 

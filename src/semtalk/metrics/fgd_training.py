@@ -30,7 +30,13 @@ from tqdm.auto import tqdm
 from semtalk.atomic import atomic_path
 from semtalk.data.beat2 import load_motion
 from semtalk.data.root import Beat2Root
-from semtalk.metrics.fgd_encoder import TEMPORAL_DOWNSAMPLE, FGDAutoencoder, file_digest, load_fgd_encoder
+from semtalk.metrics.fgd_encoder import (
+    TEMPORAL_DOWNSAMPLE,
+    FGDAutoencoder,
+    file_digest,
+    load_fgd_encoder,
+    state_digest,
+)
 from semtalk.metrics.motion_inputs import fgd_rot6d
 from semtalk.schedules import warmup_cosine_factor
 
@@ -231,9 +237,12 @@ def read_fgd_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_fgd_encoder_file(path: str | Path) -> FGDAutoencoder:
     """`load_fgd_encoder`, with the identity of an encoder trained here: `"trained:<root>:<data digest>
-    (<file> sha256:<prefix>)"`. Any other file (BEAT2's `AESKConv_240_100.bin`) keeps its file identity."""
+    (<file> weights sha256:<prefix>)"`, the digest of the weights alone (`state_digest`), so a re-run that trains
+    the same weights names the same encoder although its file records another training time. Any other file
+    (BEAT2's `AESKConv_240_100.bin`) keeps its file identity."""
+    path = Path(path)
     model = load_fgd_encoder(path)
     identity = read_fgd_metadata(path).get("identity")
     if isinstance(identity, str) and identity:
-        model.identity = f"{identity} ({model.identity})"
+        model.identity = f"{identity} ({path.name} weights sha256:{state_digest(model.state_dict())})"
     return model

@@ -29,7 +29,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND := Agg
 
-.PHONY: help setup system-deps test lint format dataset cache pretrain-vq train-base train-sparse demo tensorboard \
+.PHONY: help setup system-deps test lint format dataset cache pretrain-vq train-base train-sparse demo tensorboard bench-gpu \
 	bench report ablation fgd clean distclean
 
 help: ## list the targets
@@ -130,6 +130,14 @@ bench: setup ## benchmarks at demo size on the CPU: training steps, feature cach
 	$(PY) bench/train_step.py $(BENCH_ARGS) --out outputs/bench.jsonl
 	$(PY) bench/cache.py $(BENCH_ARGS) --out outputs/bench.jsonl
 	$(PY) bench/generation.py $(BENCH_ARGS) --out outputs/bench.jsonl
+
+GPU_BENCH_ARGS ?= --size paper --device cuda
+bench-gpu: setup ## the GPU tables of the README at paper size (CUDA): GPU tests, training steps (MFU), cache, generation
+	$(PY) -m pytest -q -m gpu
+	$(PY) bench/train_step.py $(GPU_BENCH_ARGS) --precision 32 bf16 --ops --out outputs/bench-gpu.jsonl
+	$(PY) bench/cache.py $(GPU_BENCH_ARGS) --out outputs/bench-gpu.jsonl
+	$(PY) bench/generation.py $(GPU_BENCH_ARGS) --precision 32 bf16 --seconds 144 --cuda-graphs --eager-too --ops \
+	  --out outputs/bench-gpu.jsonl
 
 clean: ## remove feature caches, runs and checkpoints (keeps .venv and the generated dataset)
 	rm -rf runs checkpoints outputs lightning_logs data/cache .pytest_cache .ruff_cache .hypothesis

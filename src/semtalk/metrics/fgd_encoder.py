@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from semtalk.body.joints import NUM_JOINTS, PARENTS
 from semtalk.metrics.skeleton_graph import Edge, edge_neighbours, edges_from_parents, plan_pooling
+from semtalk.tokenizer import file_sha256
 
 #: Layout of BEAT2's FGD autoencoder (`vae_layer 4, vae_length 240, vae_test_dim 330, vae_grow 1,1,2,1`).
 NUM_LAYERS = 4
@@ -293,11 +294,7 @@ def load_fgd_state(
 
 def file_digest(path: str | Path, length: int = 12) -> str:
     """First `length` hex digits of the file's SHA-256."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:length]
+    return file_sha256(path)[:length]
 
 
 def state_digest(state: Mapping[str, torch.Tensor], length: int = 12) -> str:

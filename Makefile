@@ -18,6 +18,13 @@ SIZE ?= demo
 # extra LightningCLI flags for every stage, e.g. TRAIN_ARGS="--trainer.precision bf16-mixed --trainer.devices 2"
 TRAIN_ARGS ?=
 CKPT := checkpoints
+# SEED=k trains stages 2 and 3 (and the ablation) with seed k into checkpoints/seed<k>/ and writes the report to
+# outputs/seed<k>/; stage 1 (the tokenizers) and the FGD encoder are shared by every seed. Unset: the configs'
+# seed (2021) into checkpoints/.
+SEED ?=
+GEN := $(CKPT)$(if $(SEED),/seed$(SEED))
+tag = $(1)$(if $(SEED),_seed$(SEED))
+seed_args = $(if $(SEED),--seed_everything $(SEED))
 PARTS := face upper hands lower
 paper = $(if $(filter paper,$(SIZE)),-c configs/paper/$(1).yaml)
 resume = $(if $(wildcard runs/$(1)/checkpoints/last.ckpt),--ckpt_path runs/$(1)/checkpoints/last.ckpt)
@@ -30,7 +37,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND := Agg
 
 .PHONY: help setup system-deps test lint format dataset cache pretrain-vq train-base train-sparse demo tensorboard bench-gpu \
-	bench report ablation fgd clean distclean
+	bench report ablation aggregate fgd clean distclean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_%-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -88,15 +95,17 @@ $(CKPT)/global_motion.ckpt: $(CACHE)/manifest.json configs/vq/global_motion.yaml
 	$(call fit,global_motion) -c configs/vq/global_motion.yaml $(call paper,global_motion) --export $@ \
 	  $(call resume,global_motion) $(TRAIN_ARGS)
 
-train-base: pretrain-vq $(CKPT)/base.ckpt ## stage 2: the base (rhythm) generator
+train-base: pretrain-vq $(GEN)/base.ckpt ## stage 2: the base (rhythm) generator
 
-$(CKPT)/base.ckpt: $(foreach p,$(PARTS),$(CKPT)/vq_$(p).ckpt) $(CKPT)/global_motion.ckpt configs/base.yaml
-	$(call fit,base) -c configs/base.yaml $(call paper,base) --export $@ $(call resume,base) $(TRAIN_ARGS)
+$(GEN)/base.ckpt: $(foreach p,$(PARTS),$(CKPT)/vq_$(p).ckpt) $(CKPT)/global_motion.ckpt configs/base.yaml
+	$(call fit,$(call tag,base)) -c configs/base.yaml $(call paper,base) --export $@ \
+	  $(call resume,$(call tag,base)) $(seed_args) $(TRAIN_ARGS)
 
-train-sparse: train-base $(CKPT)/sparse.ckpt ## stage 3: the sparse (semantic) generator and Sem-gate
+train-sparse: train-base $(GEN)/sparse.ckpt ## stage 3: the sparse (semantic) generator and Sem-gate
 
-$(CKPT)/sparse.ckpt: $(CKPT)/base.ckpt configs/sparse.yaml
-	$(call fit,sparse) -c configs/sparse.yaml $(call paper,sparse) --export $@ $(call resume,sparse) $(TRAIN_ARGS)
+$(GEN)/sparse.ckpt: $(GEN)/base.ckpt configs/sparse.yaml
+	$(call fit,$(call tag,sparse)) -c configs/sparse.yaml $(call paper,sparse) --model.init_args.base $< --export $@ \
+	  $(call resume,$(call tag,sparse)) $(seed_args) $(TRAIN_ARGS)
 
 # extra `semtalk train-fgd` flags, e.g. FGD_ARGS="--epochs 20 --device cuda"
 FGD_ARGS ?=
@@ -106,21 +115,27 @@ $(CKPT)/fgd.pt: $(DATA)/.complete
 	$(SEMTALK) train-fgd $(DATA) --out $@ $(FGD_ARGS)
 
 ABLATIONS := no_weighting wf_only wl_only
-ablation: train-base $(foreach a,$(ABLATIONS),$(CKPT)/ablation/sparse_$(a).ckpt) ## Sem-gate ablation: stage 3 without W_f and W_l, W_f only, W_l only (not in demo)
+ablation: train-base $(foreach a,$(ABLATIONS),$(GEN)/ablation/sparse_$(a).ckpt) ## Sem-gate ablation: stage 3 without W_f and W_l, W_f only, W_l only (not in demo)
 
-$(CKPT)/ablation/sparse_%.ckpt: $(CKPT)/base.ckpt configs/sparse.yaml configs/ablation/%.yaml
-	$(call fit,ablation_$*) -c configs/sparse.yaml $(call paper,sparse) -c configs/ablation/$*.yaml --export $@ \
-	  $(call resume,ablation_$*) $(TRAIN_ARGS)
+$(GEN)/ablation/sparse_%.ckpt: $(GEN)/base.ckpt configs/sparse.yaml configs/ablation/%.yaml
+	$(call fit,$(call tag,ablation_$*)) -c configs/sparse.yaml $(call paper,sparse) -c configs/ablation/$*.yaml \
+	  --model.init_args.base $< --export $@ $(call resume,$(call tag,ablation_$*)) $(seed_args) $(TRAIN_ARGS)
 
 DEMO_JOBS ?= 2
-demo: ## the main job: set-up, dataset, cache, the three stages, FGD encoder, generation, report (timed per step)
-	$(PYTHON) scripts/demo.py --jobs $(DEMO_JOBS)
+demo: ## the main job: set-up, dataset, cache, the three stages, FGD encoder, generation, report (timed per step); SEED=k for another seed
+	$(PYTHON) scripts/demo.py --jobs $(DEMO_JOBS) $(if $(SEED),--seed $(SEED))
 
-REPORT ?= reports/demo.md
-TIMING ?= runs/demo_timing.json
-report: $(CKPT)/sparse.ckpt $(CKPT)/fgd.pt ## the results report (reports/demo.md): tables, claims and figures written by code
-	$(PY) -m stages.report --data-config $(DATA_CFG) --checkpoints $(CKPT) --out $(REPORT) --fgd-encoder $(CKPT)/fgd.pt \
+REPORT ?= $(if $(SEED),outputs/seed$(SEED)/demo.md,reports/demo.md)
+TIMING ?= runs/demo_timing$(if $(SEED),_seed$(SEED)).json
+report: $(GEN)/sparse.ckpt $(CKPT)/fgd.pt ## the results report (reports/demo.md): tables, claims and figures written by code
+	$(PY) -m stages.report --data-config $(DATA_CFG) --checkpoints $(GEN) --out $(REPORT) --fgd-encoder $(CKPT)/fgd.pt \
 	  $(if $(wildcard $(TIMING)),--timing $(TIMING))
+
+# the reports to aggregate, e.g. RUNS="reports/demo/metrics.json outputs/seed1/demo/metrics.json"
+RUNS ?= $(wildcard reports/demo/metrics.json outputs/seed*/demo/metrics.json)
+AGGREGATE ?= reports/seeds.md
+aggregate: setup ## mean +- sd over several runs' metrics.json (default: the demo and every SEED=k run) -> reports/seeds.md
+	$(PY) -m stages.aggregate $(RUNS) --out $(AGGREGATE)
 
 tensorboard: setup ## open the training dashboards (losses, metrics, previews) at http://localhost:6006
 	$(VENV)/bin/tensorboard --logdir runs

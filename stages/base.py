@@ -41,6 +41,17 @@ def mask_ratio(epoch: int, start: float = 0.05, span_epochs: int = 400, until: i
     return start + (1.0 - start) * epoch / span_epochs if epoch < until else after
 
 
+def random_mask(latent: torch.Tensor, ratio: float, spans: int = 0) -> torch.Tensor:
+    """A random training mask shaped like `latent (B, T, D)`, 1 = masked: element by element with probability
+    `ratio` (`spans=0`), or whole frames in runs of `spans` frames, each run masked with probability `ratio`."""
+    if spans <= 0:
+        return (torch.rand_like(latent) < ratio).float()
+    b, t, d = latent.shape
+    runs = -(-t // spans)
+    hit = (torch.rand(b, runs, 1, device=latent.device) < ratio).to(latent.dtype)
+    return hit.repeat_interleave(spans, dim=1)[:, :t].expand(b, t, d).contiguous()
+
+
 def level_cross_entropy(
     logits: torch.Tensor, codes: torch.Tensor, weight: torch.Tensor | None = None, stale_index: bool = False
 ) -> torch.Tensor:
@@ -79,6 +90,10 @@ class BaseStage(L.LightningModule):
             one call per layer: 2.6x fewer operations per step); False runs them one after another, as the
             reference does (its audio BatchNorm statistics then update three times per step).
         mask_start, mask_span_epochs, mask_until, mask_after: the masking schedule of passes 2 and 3.
+        mask_spans: 0 masks passes 2 and 3 element by element (the reference); n > 0 masks whole frames (every
+            channel) in runs of n frames, so a masked stretch has to be inferred from the speech and the context.
+        masked_passes: False trains the generation pass (pass 1) alone: a step costs about a third, and every
+            update is one the speech is needed for.
         compile_blocks: `torch.compile` the generator block by block when a run starts (`configure_model`); the
             parameter names, and so the checkpoints, are unchanged. Off by default: on the CPU it gains nothing
             (demo base step 709 vs 650 ms after about 1.5 min of compilation); not yet measured on a GPU.
@@ -109,6 +124,8 @@ class BaseStage(L.LightningModule):
         mask_span_epochs: int = 400,
         mask_until: int = 130,
         mask_after: float = 0.35875,
+        mask_spans: int = 0,
+        masked_passes: bool = True,
         lr: float = 5e-5,
         adam_betas: tuple[float, float] = (0.5, 0.999),
         lr_schedule: str = "constant",
@@ -119,6 +136,8 @@ class BaseStage(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["test_profile", "fgd_encoder"])
         check_schedule(lr_schedule)
+        if mask_spans < 0:
+            raise ValueError(f"mask_spans must be 0 (element-wise masks) or a span length in frames, got {mask_spans}")
         check_test_options(test_profile, fgd_encoder)
         self.test_profile, self.fgd_encoder = test_profile, fgd_encoder
         spec = dict(spec or {})
@@ -206,19 +225,24 @@ class BaseStage(L.LightningModule):
         # pass 1: generation from the seed frames; passes 2 (without the body's audio attention) and 3: random
         # element-wise masks (seed frames included). The three run as one batched pass over the generator.
         ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
-        mask = (torch.rand_like(latent) < ratio).float()
-        masks = [self.seed_mask(latent), mask, mask]
-        gen, masked, audio_masked = self.generator.forward_passes(
-            hubert, beat, latent, masks, [True, False, True], speaker, given, hp.batched_passes
-        )
+        masks, audio = [self.seed_mask(latent)], [True]
+        if hp.masked_passes:
+            mask = random_mask(latent, ratio, hp.mask_spans)
+            masks, audio = masks + [mask, mask], audio + [False, True]
+        outputs = self.generator.forward_passes(hubert, beat, latent, masks, audio, speaker, given, hp.batched_passes)
+        gen = outputs[0]
         losses["latent_gen"], losses["cls_gen"] = self._code_losses(gen, codes, vectors)
         with torch.no_grad():
             self._accuracy = {p: (gen.logits[p].argmax(-1) == codes[p]).float().mean(dim=(0, 1)) for p in gen.logits}
         losses["rhythm"] = hp.rhythm_weight * (
             self.rhythm(gen.prezq["face"], gen.hubert_face) + self.rhythm(gen.prezq["hands"], gen.hubert_body)
         )
-        losses["latent_mask"], losses["cls_mask"] = self._code_losses(masked, codes, vectors, None, hp.stale_index_bug)
-        losses["latent_audio_mask"], losses["cls_audio_mask"] = self._code_losses(audio_masked, codes, vectors)
+        if hp.masked_passes:
+            masked, audio_masked = outputs[1:]
+            losses["latent_mask"], losses["cls_mask"] = self._code_losses(
+                masked, codes, vectors, None, hp.stale_index_bug
+            )
+            losses["latent_audio_mask"], losses["cls_audio_mask"] = self._code_losses(audio_masked, codes, vectors)
         return losses
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -301,6 +325,9 @@ class BaseStage(L.LightningModule):
         seq["speaker"] = batch["speaker"]
         losses = self.training_losses(seq)
         self.log("val/loss", sum(losses.values()), prog_bar=True, batch_size=1, sync_dist=True)
+        # the generation pass alone: unlike val/loss it does not move with the epoch's mask ratio
+        gen_loss = losses["latent_gen"] + losses["cls_gen"] + losses["rhythm"]
+        self.log("val/gen_loss", gen_loss, batch_size=1, sync_dist=True)
         result = self.generate(
             seq["hubert"],
             seq["beat"],

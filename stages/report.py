@@ -56,6 +56,7 @@ from semtalk.export import save_smplx_npz
 from semtalk.generation import decode_generated, generate_codes_autoregressive, num_windows, pad_frames
 from semtalk.metrics.evaluate import evaluate_folder
 from semtalk.metrics.fgd_encoder import FGDAutoencoder, load_fgd_encoder, random_fgd_encoder
+from semtalk.metrics.keyword_gesture import fit_on_root, held_out_keywords, root_segments, score_motions
 from semtalk.metrics.motion_inputs import body_joints
 from semtalk.metrics.tables import PAPER_SCALES, SYNCHRONY_ROWS
 from semtalk.nn.base_generator import BODY_PARTS
@@ -76,8 +77,10 @@ TABLE1_ROWS: dict[str, str] = {
     "base_only": "base only (SemTalk*)",
     "full": "full model (SemTalk)",
 }
-TABLE1_METRICS = ("fgd", "bc", "bc_contrast", "diversity", "face_mse", "lvd", "lipsync_z", "rotation_error")
-TABLE2_METRICS = ("fgd", "bc", "diversity")
+TABLE1_METRICS = ("fgd", "bc", "bc_contrast", "diversity", "face_mse", "lvd", "lipsync_z", "keyword_accuracy",
+                  "rotation_error")  # fmt: skip
+TABLE2_METRICS = ("fgd", "bc", "diversity", "keyword_accuracy")
+KEYWORD_CLAIM = 0.60
 RANDOM_PSI_SEED = 0
 GATE_CLAIM = 0.80
 
@@ -550,6 +553,8 @@ def _header(key: str) -> str:
         return "lip-sync z ↑"
     if key == "bc_contrast":
         return "BC contrast ↑"
+    if key == "keyword_accuracy":
+        return "keyword accuracy ↑"
     name, scale, better = PAPER_SCALES[key]
     arrow = "↓" if better == "lower" else "↑"
     exponent = round(math.log10(scale))
@@ -596,6 +601,17 @@ def claims(
         va, vb = value(a, key), value(b, key)
         holds = va > vb if higher else va < vb
         out.append((f"{key} {a} {'>' if higher else '<'} {key} {b}", holds, f"{va:.6g} vs {vb:.6g}"))
+    if "keyword_accuracy" in results.get("full", {}):
+        va, vb = value("full", "keyword_accuracy"), value("base_only", "keyword_accuracy")
+        out.append(("keyword_accuracy full > keyword_accuracy base_only", va > vb, f"{va:.4g} vs {vb:.4g}"))
+        kw = results["full"]["keyword"]
+        out.append(
+            (
+                f"keyword accuracy of the full model >= {KEYWORD_CLAIM:.2f}",
+                va >= KEYWORD_CLAIM,
+                f"{va:.4f} (chance {kw['chance']:.4f}; ground truth {value('ground_truth', 'keyword_accuracy'):.4f})",
+            )
+        )
     acc = gate["full"].accuracy
     closed = gate["without_gate"].accuracy
     out.append(
@@ -659,6 +675,28 @@ def render_markdown(
         "and scored with clip i's audio and ground truth. Mean pose: the training split's mean rotation of every "
         "joint and mean expression on every frame. The face always comes from the base generator, so the face "
         "columns of the full model can equal those of base only.",
+        "",
+    ]
+    kw = (results.get("ground_truth") or {}).get("keyword")
+    if kw:
+        lines += [
+            "",
+            f"Keyword accuracy: each of the split's {kw['segments']} annotated keyword segments "
+            f"({len(kw['classes'])} classes) is classified from the upper body and hands over its frames by a "
+            "nearest-neighbour classifier fitted on the ground truth's training-split segments "
+            f"(`semtalk.metrics.keyword_gesture`); chance {kw['chance']:.3f}, most frequent class "
+            f"{kw['majority']:.3f}; the ground-truth row is the ceiling.",
+        ]
+        if kw.get("held_out_segments"):
+            held = [(label, (results.get(row) or {}).get("keyword") or {}) for row, label in TABLE1_ROWS.items()]
+            shown = "; ".join(f"{label} {k['held_out_accuracy']:.3f} (seen {k['seen_accuracy']:.3f})"
+                              for label, k in held if k)  # fmt: skip
+            lines += [
+                "",
+                f"Held-out synonyms: {kw['held_out_segments']} of the segments say a keyword the training clips never "
+                f"said (a synonym of a trained class). Their keyword accuracy, and that of the others: {shown}.",
+            ]
+    lines += [
         "",
         "## Table 2: Sem-gate ablation",
         "",
@@ -725,6 +763,14 @@ def render_markdown(
         lines += [f"Wall time of the main job's steps (`{timing_path}`):", ""]
         lines += _table(["step", "seconds"], rows)
         lines.append("")
+        if timing.get("calibration_step_seconds"):
+            lines += [
+                f"This machine's demo-size base training step (`bench/train_step.py`, median): "
+                f"{float(timing['calibration_step_seconds']):.3f} s; the steps above cost "
+                f"{float(timing['total_seconds']) / float(timing['calibration_step_seconds']):,.0f} such steps "
+                "(a machine-independent cost).",
+                "",
+            ]
     else:
         lines += ["No timing file was given (`--timing runs/demo_timing.json`).", ""]
     lines.append(f"This report took {seconds:.1f} s (generation of every row, scoring, figures).")
@@ -854,6 +900,9 @@ def build_report(
         results = pool.results()
     for name, rows in motions.items():
         results[name]["rotation_error"] = rotation_error(rows, clips)
+    keyword = keyword_scores(root, dm, clips, motions, body)
+    for name, res in keyword.items():
+        results[name]["keyword_accuracy"], results[name]["keyword"] = res["accuracy"], res
 
     gate = {"without_gate": gate_stats([None] * len(clips), clips, beta)}
     gated = {"full": full, "random_psi": full, **{n: s for n, s in ablation_stages.items() if s is not None}}
@@ -895,6 +944,24 @@ def build_report(
         print(f"[report] claim {'holds' if h else 'does not hold'}: {t} ({n})", flush=True)
     print(f"[report] wrote {out} and {out_dir}/ in {seconds:.1f} s", flush=True)
     return metrics
+
+
+def keyword_scores(
+    root: Beat2Root, dm: Beat2DataModule, clips: Sequence[ClipData], motions: dict[str, list[Motion]], body: nn.Module
+) -> dict[str, dict[str, Any]]:
+    """Keyword-gesture accuracy of every row (`semtalk.metrics.keyword_gesture`), the classifier fitted on the
+    ground truth's training-split segments; empty when the split's clips have no keyword segments."""
+    segments = root_segments(root, [c.clip_id for c in clips], frames={c.clip_id: c.frames for c in clips})
+    if not segments:
+        return {}
+    classifier = fit_on_root(root, body, dm.train_splits, dm.speakers)
+    held = held_out_keywords(root)
+    return {
+        name: score_motions(
+            classifier, body, {c.clip_id: (m.poses, c.betas) for c, m in zip(clips, rows)}, segments, held
+        )  # fmt: skip
+        for name, rows in motions.items()
+    }
 
 
 def keep_freed_memory() -> None:

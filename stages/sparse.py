@@ -47,6 +47,9 @@ class SparseStage(L.LightningModule):
         latent_weight, cls_weight, gate_weight: loss weights.
         loss_weighting: W_l, weight reconstruction and code losses per token by the annotated semantic score
             (the paper and the code); False weights every token equally.
+        weight_by: what W_l weighs a token by: `score` (the annotated semantic score, the paper) or `presence` (1 on
+            every annotated token, 0 elsewhere). Where the score is fixed per class (the embedded dataset, and
+            BEAT2's levels), `score` makes the highest-scored class the sparse model's default gesture.
         feature_weighting: W_f, the generator's `feature_weighting` (multiply the semantic features by psi); None
             keeps the generator's setting (True). A stage-level switch so that a config layer can set it without
             restating the `generator` mapping (YAML layers replace mappings).
@@ -70,6 +73,7 @@ class SparseStage(L.LightningModule):
         cls_weight: float = 1.0,
         gate_weight: float = 1.0,
         loss_weighting: bool = True,
+        weight_by: str = "score",
         feature_weighting: bool | None = None,
         gate_every_pass: bool = True,
         beta: float = 0.5,
@@ -90,6 +94,8 @@ class SparseStage(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["test_profile", "fgd_encoder"])
         check_schedule(lr_schedule)
+        if weight_by not in ("score", "presence"):
+            raise ValueError(f"weight_by must be 'score' or 'presence', got {weight_by!r}")
         check_test_options(test_profile, fgd_encoder)
         self.test_profile, self.fgd_encoder = test_profile, fgd_encoder
         if BASE_KEY not in load_checkpoint(base):  # weights_only; a file that cannot be read is named
@@ -127,6 +133,7 @@ class SparseStage(L.LightningModule):
         self.window, self.seed_frames = self.base.window, self.base.seed_frames
         self.val_gate = BinaryAccuracy()
         self.val_loss = MeanMetric()
+        self.val_gen_loss = MeanMetric()
 
     @property
     def codec(self):
@@ -192,7 +199,9 @@ class SparseStage(L.LightningModule):
         latent = batch["latent_all"].float()
         seed_mask = self.base.seed_mask(latent)
         sem_tok = token_scores(batch["sem"].float(), self.codec.downsample)
-        weight = sem_tok if hp.loss_weighting else None
+        weight = None
+        if hp.loss_weighting:
+            weight = sem_tok if hp.get("weight_by", "score") == "score" else (sem_tok > 0).to(sem_tok.dtype)
         gate_target = (sem_tok > 0).long()
         base_latents = None
         if self.generator.blend_base:
@@ -355,6 +364,8 @@ class SparseStage(L.LightningModule):
             win["clip_text"] = clip[0, idx] if clip.dim() == 3 else clip.expand(k, -1)
             losses, _ = self.training_losses(win)
             self.val_loss.update(sum(losses.values()))
+            # the generation pass alone (codes and gate): unlike val/loss it does not move with the mask ratio
+            self.val_gen_loss.update(losses["latent_gen"] + losses["cls_gen"] + losses.get("gate_gen", 0.0))
         return result
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -386,5 +397,7 @@ class SparseStage(L.LightningModule):
         self.log("val/gate_accuracy", self.val_gate.compute(), prog_bar=True)
         if self.val_loss.update_count:
             self.log("val/loss", self.val_loss.compute())
+            self.log("val/gen_loss", self.val_gen_loss.compute())
         self.val_gate.reset()
         self.val_loss.reset()
+        self.val_gen_loss.reset()

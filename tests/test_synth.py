@@ -101,7 +101,41 @@ def test_layout_and_split(generated):
     assert stats["clips"] == 6 and stats["splits"]["train"]["clips"] == 2
     assert stats["frames"] == sum(np.load(out / "smplxflame_30" / f"{c}.npz")["poses"].shape[0] for c in ids)
     assert 0.0 <= stats["semantic_frame_share"] <= 1.0
-    assert not (out / "weights").exists()
+    assert sorted(p.name for p in (out / "weights").iterdir()) == ["vocab.pkl"]
+
+
+def test_vocabulary_and_held_out_keywords(generated):
+    """weights/vocab.pkl indexes every word of the TextGrids, with class-structured vectors; the val and test
+    clips say only keywords the training clips said, plus (test only) the held-out synonyms."""
+    from semtalk.data.root import Beat2Root
+    from semtalk.features.vocab import load_vocab_pkl
+    from semtalk.synth.gestures import keyword_class
+    from semtalk.synth.script import HELD_OUT_KEYWORDS, keyword_slots
+    from semtalk.synth.vocab import word_vectors
+
+    root, stats = generated
+    out = root / "a"
+    vocab = load_vocab_pkl(out / "weights" / "vocab.pkl")
+    assert vocab.embeddings is not None and vocab.embeddings.shape == (len(vocab), 300)
+    said: dict[str, set[str]] = {"train": set(), "val": set(), "test": set()}
+    beat2 = Beat2Root(out)
+    for split in said:
+        for cid in beat2.clip_ids([split]):
+            for w in beat2.load_clip(cid, sem=False).words:
+                assert vocab.index(w.word) > 3, f"{w.word!r} is not in the vocabulary"
+                if keyword_class(w.word.lower()):
+                    said[split].add(w.word.lower())
+    assert not said["train"] & set(HELD_OUT_KEYWORDS) and not said["val"] & set(HELD_OUT_KEYWORDS)
+    assert said["val"] <= said["train"] and said["test"] <= said["train"] | set(HELD_OUT_KEYWORDS)
+    assert stats["held_out_keywords"] == list(HELD_OUT_KEYWORDS)
+    assert all(w not in HELD_OUT_KEYWORDS for words in keyword_slots(None).values() for w in words)
+    # same-class words lie close together, other pairs do not; the vectors do not depend on word order
+    v = dict(zip(["big", "huge", "small", "tiny", "house", "river"],
+                 word_vectors(["big", "huge", "small", "tiny", "house", "river"], seed=0)))  # fmt: skip
+    assert float(v["big"] @ v["huge"]) > 0.6 and float(v["small"] @ v["tiny"]) > 0.6
+    assert max(abs(float(v["big"] @ v["small"])), abs(float(v["house"] @ v["river"]))) < 0.3
+    assert np.array_equal(word_vectors(["huge", "big"], seed=0)[1], v["big"])
+    assert not np.array_equal(word_vectors(["big"], seed=1)[0], v["big"])
 
 
 def test_npz_format(generated):
@@ -139,7 +173,7 @@ def test_wav_format(generated):
         assert info.samplerate == 16000 and info.channels == 1 and info.subtype == "FLOAT"
         y, _ = librosa.load(root / "a" / "wave16k" / f"{cid}.wav", sr=None)
         assert y.dtype == np.float32 and 0.2 < np.abs(y).max() <= 1.0
-        assert 3.0 < len(y) / 16000 < 9.0
+        assert 2.5 < len(y) / 16000 < 9.0
 
 
 def test_textgrid_words_cover_the_audio(generated):
@@ -226,7 +260,8 @@ def test_interrupted_run_leaves_only_whole_files(tmp_path, monkeypatch):
     assert not (tmp_path / ".complete").exists() and not (tmp_path / "train_test_split.csv").exists()
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) == 4 and not any(p.name.endswith(".tmp") for p in written)
-    np.load(tmp_path / "smplxflame_30" / "2_scott_0_1_1.npz")["poses"]  # a whole, readable file
+    (npz,) = (tmp_path / "smplxflame_30").glob("*.npz")  # the training clip, generated first
+    np.load(npz)["poses"]  # a whole, readable file
     monkeypatch.setattr(dataset_module, "make_clip", real)
     stats = make_dataset(tmp_path, **args)  # resumes into the same folder
     assert stats["clips"] == 3 and (tmp_path / ".complete").exists()

@@ -52,11 +52,15 @@ class AudioBranch(nn.Module):
         beat_dim: width of the beat features (3: amplitude, energy, onset).
         out_dim: width of the fused feature (`audio_f`, 256).
         hidden: hidden width of the beat MLP (the generator width H).
+        beat_norm: standardise the beat features channel by channel (BatchNorm without affine weights) before the
+            MLP. The raw channels differ in scale by 30x (amplitude ~0.2, short-time energy ~6, up to ~50); the
+            reference feeds them raw (False).
     """
 
-    def __init__(self, hubert_dim: int, beat_dim: int, out_dim: int, hidden: int) -> None:
+    def __init__(self, hubert_dim: int, beat_dim: int, out_dim: int, hidden: int, beat_norm: bool = False) -> None:
         super().__init__()
         self.hubert = HubertEncoder(hubert_dim, out_dim)
+        self.beat_norm = nn.BatchNorm1d(beat_dim, affine=False) if beat_norm else None
         self.beat = MLP(beat_dim, hidden, out_dim)
         self.fusion = SoftFusion(out_dim)
 
@@ -64,4 +68,6 @@ class AudioBranch(nn.Module):
         """`hubert (B, T, hubert_dim)`, `beat (B, T, beat_dim)` -> `(fused, hubert_features)`, both
         `(B, T, out_dim)`."""
         h = self.hubert(hubert)
+        if self.beat_norm is not None:
+            beat = self.beat_norm(beat.transpose(1, 2)).transpose(1, 2)
         return self.fusion(h, self.beat(beat)), h

@@ -312,6 +312,8 @@ class BaseGenerator(nn.Module):
         speaker_in_cross_query: see `BodyTrunk` (False = SemTalk's released behaviour).
         memory_pe: positions on every cross-attention memory (face decoder, body audio attention, residual-level
             predictors); False reproduces SemTalk's code, whose memories carry none.
+        beat_norm: standardise the beat features before the speech branches' beat MLPs (see `AudioBranch`); False
+            feeds them raw, as the reference does.
     """
 
     def __init__(
@@ -337,6 +339,7 @@ class BaseGenerator(nn.Module):
         motion_encoder_layers: int = 3,
         speaker_in_cross_query: bool = False,
         memory_pe: bool = True,
+        beat_norm: bool = False,
     ) -> None:
         super().__init__()
         check_frames_per_token(frames_per_token)
@@ -346,8 +349,8 @@ class BaseGenerator(nn.Module):
         self.hubert_dim, self.beat_dim = hubert_dim, beat_dim
         self.codebook_size, self.num_quantizers, self.code_dim = codebook_size, num_quantizers, code_dim
         self.frames_per_token = frames_per_token
-        self.audio_face = AudioBranch(hubert_dim, beat_dim, audio_f, hidden)
-        self.audio_body = AudioBranch(hubert_dim, beat_dim, audio_f, hidden)
+        self.audio_face = AudioBranch(hubert_dim, beat_dim, audio_f, hidden, beat_norm)
+        self.audio_body = AudioBranch(hubert_dim, beat_dim, audio_f, hidden, beat_norm)
         self.motion_encoder = MaskedMotionEncoder(latent_dim, motion_f, motion_encoder_layers, hidden**-0.5)
         self.face = FaceBranch(
             hidden, audio_f, motion_f, code_dim, heads, face_layers, num_speakers, window, dropout, memory_pe

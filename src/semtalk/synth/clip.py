@@ -56,13 +56,20 @@ def _trim_end(audio: np.ndarray, last_word_end: float) -> np.ndarray:
     return audio[:stop]
 
 
-def make_clip(style: SpeakerStyle, clip_index: int, seed: int, clip_seconds: float) -> Clip:
-    """Generate clip `clip_index` of a speaker; the result depends only on the arguments."""
+def make_clip(
+    style: SpeakerStyle,
+    clip_index: int,
+    seed: int,
+    clip_seconds: float,
+    keywords: set[str] | None = None,
+) -> Clip:
+    """Generate clip `clip_index` of a speaker; the result depends only on the arguments. `keywords`: the only
+    keywords its sentences may say (None: every keyword; see `script.make_sentence`)."""
     rng = np.random.default_rng([seed, style.speaker_id, clip_index, 1])
     target = clip_seconds * float(rng.uniform(1.0 - LENGTH_SPREAD, 1.0 + LENGTH_SPREAD))
     # enough sentences for the target length, generously (about 2.6 words per second, 8 words each)
     n_sentences = int(np.ceil(target * style.voice.rate / 60.0 / 6.0)) + 2
-    sentences = [make_sentence(rng) for _ in range(n_sentences)]
+    sentences = [make_sentence(rng, keywords) for _ in range(n_sentences)]
     voices = [
         Voice(
             style.voice.name,

@@ -8,6 +8,7 @@ OUT/
   textgrid/<id>.TextGrid     Praat TextGrid, tiers `words` (silences = empty marks) and `phones`
   sem/<id>.txt               name, start, end, duration, score, keywords (tab-separated)
   train_test_split.csv       id,type with train / val / test
+  weights/vocab.pkl          the vocabulary with 300-d word vectors, BEAT2's format (see `synth.vocab`)
   dataset_stats.json         what was generated (also returned by make_dataset)
   readme.md                  how the data was made
   .complete                  the generation arguments; present only once everything is written
@@ -32,14 +33,17 @@ import numpy as np
 from tqdm import tqdm
 
 from semtalk.body.joints import FPS, SAMPLE_RATE
+from semtalk.features.vocab import textgrid_marks
 from semtalk.synth.annotation import format_sem, frame_scores, write_textgrid
 from semtalk.synth.clip import Clip, make_clip
-from semtalk.synth.files import write_npz, write_text, write_wav, write_with
-from semtalk.synth.gestures import KEYWORD_CLASSES
+from semtalk.synth.files import write_bytes, write_npz, write_text, write_wav, write_with
+from semtalk.synth.gestures import KEYWORD_CLASSES, WORD_TO_CLASS
+from semtalk.synth.script import HELD_OUT_KEYWORDS
 from semtalk.synth.style import SpeakerStyle, speaker_ids, speaker_style
+from semtalk.synth.vocab import vocab_pickle
 
 #: bump when the generator changes in a way that changes its output
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SUBDIRS: tuple[str, ...] = ("smplxflame_30", "wave16k", "textgrid", "sem")
 _EXT = {"smplxflame_30": ".npz", "wave16k": ".wav", "textgrid": ".TextGrid", "sem": ".txt"}
 MAX_CLIPS_PER_SPEAKER = 118  # BEAT2's speech recordings per speaker
@@ -199,12 +203,22 @@ def make_dataset(
         name: {"clips": 0, "frames": 0, "seconds": 0.0, "semantic_frames": 0} for name in ("train", "val", "test")
     }
     keywords: Counter[str] = Counter()
-    rows = []
-    for style, k, cid in tqdm(plan, desc="make-dataset", unit="clip", disable=not progress):
-        clip = make_clip(style, k, seed, clip_seconds)
-        _write_clip(out, cid, clip, style)
+    rows: dict[str, str] = {}
+    # training clips first: the val and test clips say only keywords the training clips said, and the test clips
+    # also the held-out synonyms (script.HELD_OUT_KEYWORDS)
+    order = sorted(plan, key=lambda p: split_of(p[1], clips_per_speaker) != "train")
+    seen: set[str] = set()
+    for style, k, cid in tqdm(order, desc="make-dataset", unit="clip", disable=not progress):
         split = split_of(k, clips_per_speaker)
-        rows.append(f"{cid},{split}")
+        if split == "train":
+            allowed = set(WORD_TO_CLASS) - set(HELD_OUT_KEYWORDS)
+        else:
+            allowed = seen | (set(HELD_OUT_KEYWORDS) if split == "test" else set())
+        clip = make_clip(style, k, seed, clip_seconds, allowed)
+        if split == "train":
+            seen.update(e.word.lower() for e in clip.events)
+        _write_clip(out, cid, clip, style)
+        rows[cid] = f"{cid},{split}"
         s = splits[split]
         s["clips"] += 1
         s["frames"] += clip.n_frames
@@ -227,12 +241,16 @@ def make_dataset(
         "splits": splits,
         "semantic_frame_share": round(semantic / max(frames, 1), 4),
         "keywords": {c.name: keywords.get(c.name, 0) for c in KEYWORD_CLASSES},
+        "held_out_keywords": list(HELD_OUT_KEYWORDS),
         "speakers": [
             {"id": s.speaker_id, "name": s.name, "voice": s.voice.name, "dominant_hand": s.dominant} for s in styles
         ],
         "arguments": args,
     }
-    write_text(out / "train_test_split.csv", "id,type\n" + "\n".join(rows) + "\n")
+    # every mark of the TextGrids (silences included), in the order `Vocab.build` indexes them
+    marks = textgrid_marks([_paths(out, cid)["textgrid"] for cid in ids])
+    write_bytes(out / "weights" / "vocab.pkl", vocab_pickle(marks, seed))
+    write_text(out / "train_test_split.csv", "id,type\n" + "\n".join(rows[cid] for cid in ids) + "\n")
     write_text(out / "readme.md", _readme(args, styles))
     write_text(out / "dataset_stats.json", json.dumps(stats, indent=2) + "\n")
     write_text(out / ".complete", json.dumps(args, sort_keys=True) + "\n")

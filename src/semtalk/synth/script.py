@@ -50,6 +50,10 @@ KEYWORD_SLOTS: dict[str, tuple[str, ...]] = {
     "think": ("think", "remember", "know", "imagine"),
 }
 
+#: one synonym per keyword class (where the slot has several words) that the training and validation clips never
+#: say: the test clips may, so that a model's gesture for an unseen word of a known class can be scored apart
+HELD_OUT_KEYWORDS: tuple[str, ...] = ("myself", "enormous", "little", "five", "imagine")
+
 #: (template, weight). Slots in braces; keyword slots start upper-case or are listed in KEYWORD_SLOTS.
 TEMPLATES: tuple[tuple[str, float], ...] = (
     # plain sentences (beat gestures only)
@@ -99,10 +103,20 @@ TEMPLATES: tuple[tuple[str, float], ...] = (
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
-def _fill(template: str, rng: np.random.Generator) -> str:
+def keyword_slots(allowed: set[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """`KEYWORD_SLOTS` with each slot's words limited to `allowed` (None: every word but `HELD_OUT_KEYWORDS`); a
+    slot none of whose words is allowed keeps its words that are not held out."""
+    out = {}
+    for slot, words in KEYWORD_SLOTS.items():
+        seen = tuple(w for w in words if w not in HELD_OUT_KEYWORDS)
+        out[slot] = seen if allowed is None else (tuple(w for w in words if w in allowed) or seen)
+    return out
+
+
+def _fill(template: str, rng: np.random.Generator, slots: dict[str, tuple[str, ...]]) -> str:
     def pick(match: re.Match) -> str:
         key = match.group(1)
-        options = KEYWORD_SLOTS.get(key) or FILLERS[key]
+        options = slots.get(key) or FILLERS[key]
         return options[int(rng.integers(len(options)))]
 
     text = _SLOT.sub(pick, template)
@@ -110,11 +124,18 @@ def _fill(template: str, rng: np.random.Generator) -> str:
     return text[0].upper() + text[1:]
 
 
-def make_sentence(rng: np.random.Generator) -> str:
-    """One random sentence (capitalised, with final punctuation)."""
+def make_sentence(rng: np.random.Generator, allowed: set[str] | None = None) -> str:
+    """One random sentence (capitalised, with final punctuation). `allowed`: the only keywords it may say (its
+    keyword slots draw from them, see `keyword_slots`, and a template whose fixed words say another keyword is drawn
+    again); None: every keyword."""
     weights = np.array([w for _, w in TEMPLATES])
-    k = int(rng.choice(len(TEMPLATES), p=weights / weights.sum()))
-    return _fill(TEMPLATES[k][0], rng)
+    slots = KEYWORD_SLOTS if allowed is None else keyword_slots(allowed)
+    for _ in range(100):
+        k = int(rng.choice(len(TEMPLATES), p=weights / weights.sum()))
+        text = _fill(TEMPLATES[k][0], rng, slots)
+        if allowed is None or set(keywords_in(text)) <= allowed:
+            return text
+    raise RuntimeError(f"no sentence with keywords only from {sorted(allowed)} in 100 draws")
 
 
 def keywords_in(sentence: str) -> list[str]:

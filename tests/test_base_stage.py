@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from motion_fixtures import HUBERT_DIM, PartWindows, train_tiny_stage1
 from semtalk.nn.compiled import compile_blocks
-from stages.base import BaseStage, level_cross_entropy, mask_ratio
+from stages.base import BaseStage, level_cross_entropy, mask_ratio, random_mask
 
 TINY_GEN = dict(
     hidden=32,
@@ -148,3 +148,47 @@ def test_compiled_blocks_give_the_eager_losses_and_keep_the_checkpoint_names(sta
         got = compiled.training_losses(batch)
     for name, value in want.items():
         torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_random_masks_element_wise_and_in_spans(stage1):
+    torch.manual_seed(0)
+    latent = torch.zeros(64, 40, 7)
+    elem = random_mask(latent, 0.3)
+    assert elem.shape == latent.shape and abs(float(elem.mean()) - 0.3) < 0.02
+    assert not torch.equal(elem[..., 0], elem[..., 1])  # channels masked independently
+    spans = random_mask(latent, 0.3, spans=8)
+    assert torch.equal(spans, spans[..., :1].expand_as(spans))  # whole frames
+    runs = spans[..., 0].view(64, 5, 8)
+    assert torch.equal(runs, runs[..., :1].expand_as(runs))  # in runs of 8 frames
+    assert 0.2 < float(spans.mean()) < 0.4
+    odd = random_mask(torch.zeros(2, 10, 3), 1.0, spans=4)
+    assert odd.shape == (2, 10, 3) and bool(odd.all())
+    with pytest.raises(ValueError, match="mask_spans"):
+        make_stage(stage1, mask_spans=-1)
+
+
+def test_generation_pass_alone(stage1):
+    """masked_passes=False trains pass 1 only: its losses equal the three-pass stage's pass-1 losses."""
+    batch = next(iter(DataLoader(PartWindows(8, 32), batch_size=4)))
+    three, one = make_stage(stage1).eval(), make_stage(stage1, masked_passes=False).eval()  # eval: no dropout
+    one.load_state_dict(three.state_dict())
+    torch.manual_seed(0)
+    want = three.training_losses(batch)
+    got = one.training_losses(batch)
+    assert set(got) == {"latent_gen", "cls_gen", "rhythm"}
+    for k in got:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_beat_norm_standardises_the_beat_features(stage1):
+    """beat_norm: the beat MLP sees standardised channels, so scaling one channel changes nothing in training."""
+    vq = {p: stage1[p] for p in ("face", "upper", "hands", "lower")}
+    stage = BaseStage(vq, stage1["global_motion"], spec=SPEC, generator={**TINY_GEN, "beat_norm": True})
+    branch = stage.generator.audio_body
+    hubert, beat = torch.randn(4, 32, HUBERT_DIM), torch.rand(4, 32, 3)
+    scaled = beat.clone()
+    scaled[..., 1] = 40.0 * scaled[..., 1] + 5.0
+    branch.train()
+    torch.testing.assert_close(branch(hubert, beat)[0], branch(hubert, scaled)[0], rtol=1e-3, atol=1e-4)
+    raw = make_stage(stage1).generator.audio_body
+    assert raw.beat_norm is None and not torch.allclose(raw(hubert, beat)[0], raw(hubert, scaled)[0])

@@ -82,6 +82,25 @@ def test_loss_weighting_by_annotation(base_ckpt):
     assert [k for k in once.training_losses(batch)[0] if k.startswith("gate")] == ["gate_mask"]
 
 
+def test_weight_by_presence_ignores_the_score_magnitude(base_ckpt):
+    """weight_by=presence weighs every annotated token 1: a low and a high score give the same losses, while
+    weight_by=score scales them by the score."""
+    batch = _batch()
+    scored, present = make_sparse(base_ckpt), make_sparse(base_ckpt, weight_by="presence")
+    present.generator.load_state_dict(scored.generator.state_dict())
+    out = {}
+    for level in (0.3, 1.0):
+        batch["sem"] = torch.full_like(batch["sem"], level)
+        for name, stage in (("score", scored), ("presence", present)):
+            torch.manual_seed(0)
+            out[name, level] = stage.training_losses(batch)[0]["cls_gen"]
+    assert torch.allclose(out["presence", 0.3], out["presence", 1.0], atol=1e-6)
+    assert torch.allclose(out["score", 0.3], 0.3 * out["score", 1.0], atol=1e-5)
+    assert torch.allclose(out["score", 1.0], out["presence", 1.0], atol=1e-6)
+    with pytest.raises(ValueError, match="weight_by"):
+        make_sparse(base_ckpt, weight_by="class")
+
+
 def test_fit_keeps_base_frozen_and_reloads(tmp_path, base_ckpt):
     stage = make_sparse(base_ckpt)
     before = {k: v.clone() for k, v in stage.base.state_dict().items()}

@@ -56,7 +56,7 @@ class SparseStage(L.LightningModule):
         gate_every_pass: add the gate cross-entropy in all three passes; False adds it once (the code computes it
             in every pass but adds it only in the second).
         beta: psi threshold of the fusion at generation.
-        teacher_forcing, batched_passes, compile_blocks, mask_*: as in `BaseStage`.
+        teacher_forcing, batched_passes, compile_blocks, mask_*, masked_passes: as in `BaseStage`.
         lr, adam_betas: Adam settings.
             lr_schedule: `constant` (the reference), or `cosine` (per-step warm-up over `warmup` of the run, then
             cosine decay; short runs).
@@ -84,6 +84,7 @@ class SparseStage(L.LightningModule):
         mask_span_epochs: int = 400,
         mask_until: int = 130,
         mask_after: float = 0.35875,
+        masked_passes: bool = True,
         lr: float = 5e-5,
         adam_betas: tuple[float, float] = (0.5, 0.999),
         lr_schedule: str = "constant",
@@ -211,16 +212,18 @@ class SparseStage(L.LightningModule):
                 )
         losses: dict[str, torch.Tensor] = {}
         ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
-        mask = (torch.rand_like(latent) < ratio).float()
-        names = ("gen", "mask", "audio_mask")
+        masks, audio, names = [seed_mask], [True], ["gen"]
+        if hp.get("masked_passes", True):
+            mask = (torch.rand_like(latent) < ratio).float()
+            masks, audio, names = masks + [mask, mask], audio + [False, True], names + ["mask", "audio_mask"]
         outs = self.generator.forward_passes(
-            x["words"], x["clip"], x["hubert"], latent, [seed_mask, mask, mask], [True, False, True], x["speaker"],
+            x["words"], x["clip"], x["hubert"], latent, masks, audio, x["speaker"],
             x["emotion"], base_latents, given, batched=hp.batched_passes,
         )  # fmt: skip
         psi = None
         for name, out in zip(names, outs):
             losses[f"latent_{name}"], losses[f"cls_{name}"] = self._code_losses(out, codes, vectors, weight)
-            if hp.gate_every_pass or name == "mask":
+            if hp.gate_every_pass or name == "mask" or len(names) == 1:
                 gate = F.cross_entropy(out.gate_logits.flatten(0, 1), gate_target.flatten())
                 losses[f"gate_{name}"] = hp.gate_weight * gate
             if psi is None:

@@ -111,16 +111,16 @@ def test_report_tables_claims_and_files(project, report):
     out, metrics = report
     text = out.read_text()
     clips = metrics["clips"]
-    assert len(clips) == 2 and all(n == 184 for n in clips.values())  # 8 s clips: 4 + 60 * 3 frames
+    assert len(clips) == 2 and all((n - 4) % 60 == 0 and n >= 184 for n in clips.values())  # 8 s +- 20 %: 4 + 60 k
 
     t1 = _table(text, "Table 1")
     assert set(t1) == set(TABLE1_ROWS.values())
     keyword = "keyword_accuracy" in metrics["rows"]["full"]
     for label, cells in t1.items():
         assert len(cells) == 9
-        if not keyword:
-            assert cells[7] == "n/a"
-            cells = cells[:7] + cells[8:]
+        # keyword accuracy: n/a without keyword segments of classes the training split has (a tiny dataset)
+        assert (cells[7] == "n/a") == (not keyword or not math.isfinite(metrics["rows"]["full"]["keyword_accuracy"]))
+        cells = cells[:7] + cells[8:]
         if label != "mean pose":  # a constant jaw has no lip-sync correlation
             assert all(math.isfinite(float(c)) for c in cells), (label, cells)
     # the table prints the paper-scaled values of metrics.json
@@ -130,7 +130,7 @@ def test_report_tables_claims_and_files(project, report):
     assert rows["ground_truth"]["fgd"] == pytest.approx(0.0, abs=1e-4)
     assert rows["ground_truth"]["rotation_error"] == pytest.approx(0.0, abs=1e-6)
     assert float(t1["mean pose"][8]) == pytest.approx(rows["mean_pose"]["rotation_error"], rel=1e-3)
-    if keyword:  # nearest-neighbour classifier on the ground truth's own training segments: the test's ceiling
+    if keyword and math.isfinite(rows["ground_truth"]["keyword_accuracy"]):  # the ground truth: the ceiling
         assert float(t1["ground truth"][7]) == pytest.approx(rows["ground_truth"]["keyword_accuracy"], abs=1e-3)
         assert 0.0 <= rows["base_only"]["keyword_accuracy"] <= 1.0
     for row in ("mean_pose", "shuffled_audio", "base_shuffled", "base_only", "full", "random_psi", "wf_only"):

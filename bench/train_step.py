@@ -121,6 +121,8 @@ def bench_stage(name: str, args, device: torch.device, folder: Path, smplx_root:
     cfg = stage_config(name, args.size)
     batch_size = args.batch_size or cfg["batch_size"]
     stage = build_stage(name, args.size, folder, smplx_root)
+    if args.masked_passes != "config" and "masked_passes" in stage.hparams:
+        stage.hparams.masked_passes = args.masked_passes == "on"
     if args.compile:
         compile_stage(stage)
     batch = synthetic_batch(args.size, batch_size, seed=args.seed)
@@ -189,6 +191,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         choices=("batched", "sequential"),
         default=["batched"],
         help="base/sparse: the three training passes as one batched call or one after another",
+    )
+    p.add_argument(
+        "--masked-passes",
+        choices=("config", "on", "off"),
+        default="config",
+        help="base/sparse: train the masked passes as the size's config says, or force them on (three passes: the "
+        "calibration step of `make demo`, the same work whatever the demo config trains) or off",
     )
     args = p.parse_args(argv)
     device = setup(args)

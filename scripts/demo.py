@@ -45,10 +45,11 @@ def _make(*targets: str, jobs: int = 1) -> list[str]:
 
 
 def calibrate(python: str) -> float | None:
-    """The median demo-size base training step (seconds) of `bench/train_step.py` on this machine, or None."""
+    """The median demo-size base training step (seconds) of `bench/train_step.py` on this machine, or None: the
+    three-pass step of batch 16, a fixed amount of work (the demo config may train the generation pass alone)."""
     CALIBRATION.unlink(missing_ok=True)
     cmd = [python, "bench/train_step.py", "--size", "demo", "--device", "cpu", "--stages", "base", "--precision",
-           "32", "--out", str(CALIBRATION)]  # fmt: skip
+           "32", "--masked-passes", "on", "--out", str(CALIBRATION)]  # fmt: skip
     print(f"\n==> calibration: {' '.join(cmd[1:8])} ...", flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0 or not CALIBRATION.is_file():

@@ -92,8 +92,8 @@ class BaseStage(L.LightningModule):
         mask_start, mask_span_epochs, mask_until, mask_after: the masking schedule of passes 2 and 3.
         mask_spans: 0 masks passes 2 and 3 element by element (the reference); n > 0 masks whole frames (every
             channel) in runs of n frames, so a masked stretch has to be inferred from the speech and the context.
-        masked_passes: False trains the generation pass (pass 1) alone: a step costs about a third, and every
-            update is one the speech is needed for.
+        masked_passes: False trains the generation pass (pass 1) alone: a step costs about half (demo size), and
+            every update is one the speech is needed for.
         compile_blocks: `torch.compile` the generator block by block when a run starts (`configure_model`); the
             parameter names, and so the checkpoints, are unchanged. Off by default: on the CPU it gains nothing
             (demo base step 709 vs 650 ms after about 1.5 min of compilation); not yet measured on a GPU.

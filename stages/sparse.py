@@ -23,6 +23,7 @@ from stages.base import (
     log_motion_preview,
     mask_ratio,
     prediction_records,
+    random_mask,
 )
 from stages.test_report import check_test_options, record_test_clip, write_test_report
 
@@ -214,7 +215,7 @@ class SparseStage(L.LightningModule):
         ratio = mask_ratio(self.current_epoch, hp.mask_start, hp.mask_span_epochs, hp.mask_until, hp.mask_after)
         masks, audio, names = [seed_mask], [True], ["gen"]
         if hp.get("masked_passes", True):
-            mask = (torch.rand_like(latent) < ratio).float()
+            mask = random_mask(latent, ratio)
             masks, audio, names = masks + [mask, mask], audio + [False, True], names + ["mask", "audio_mask"]
         outs = self.generator.forward_passes(
             x["words"], x["clip"], x["hubert"], latent, masks, audio, x["speaker"],

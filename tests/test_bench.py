@@ -74,11 +74,12 @@ def test_train_step_bench(tmp_path, capsys):
 
 
 def test_train_step_passes_and_operator_counts(capsys):
-    """`--passes batched sequential --ops`: both variants of the base step, the batched one with fewer operator
-    calls (one call per layer instead of three) and fewer FLOPs (the speech encoders run once)."""
+    """`--passes batched sequential --ops` with the three passes on (`--masked-passes on`; the demo config trains the
+    generation pass alone): both variants of the base step, the batched one with fewer operator calls (one call per
+    layer instead of three) and fewer FLOPs (the speech encoders run once)."""
     mod = _script("train_step")
     rows = mod.main([*QUICK, "--precision", "32", "--stages", "base", "vq_face", "--passes", "batched", "sequential",
-                     "--ops", "--flops", "--no-body-model"])  # fmt: skip
+                     "--masked-passes", "on", "--ops", "--flops", "--no-body-model"])  # fmt: skip
     _check_table(capsys.readouterr().out, mod.COLUMNS, ("step_ms", "gflop_per_step", "kops_per_step"))
     base = {r["passes"]: r for r in rows if r["stage"] == "base"}
     assert set(base) == {"batched", "sequential"}

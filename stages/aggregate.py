@@ -49,7 +49,10 @@ def _fmt(m: float, sd: float, scale: float) -> str:
     if not math.isfinite(m):
         return "n/a"
     text = f"{m * scale:.4g}"
-    return text + (f" ± {sd * scale:.2g}" if math.isfinite(sd) else " ± n/a")
+    if not math.isfinite(sd):
+        return text + " ± n/a"
+    sd = 0.0 if sd <= 1e-9 * max(abs(m), 1e-12) else sd  # equal runs up to float rounding
+    return text + f" ± {sd * scale:.2g}"
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:

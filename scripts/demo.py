@@ -7,9 +7,9 @@ set-up -> embedded dataset -> feature cache -> stage 1 (the four RVQ-VAEs and th
 trainings at a time, the FGD encoder beside them) -> stage 2 (base) -> stage 3 (sparse) -> generation for a speech
 file the project has never seen (new espeak-ng speech, 44.1 kHz stereo) -> the results report `reports/demo.md`.
 The per-step times go to `runs/demo_timing.json` (read by the report) and are printed at the end, with the
-machine's calibration figure: the median demo-size base training step of `bench/train_step.py` measured on the same
-machine right after the job, and the machine-independent cost of the job, total / step (machines differ by 2x or
-more in speed; the ratio does not).
+machine's calibration figure: the median demo-size three-pass base training step of `bench/train_step.py`, measured
+on the same machine before the report step (and not counted in the total), and the machine-independent cost of the
+job, total / step (machines differ by 2x or more in speed; the ratio does not).
 
 `--seed k` (`make demo SEED=k`) trains stages 2 and 3 with seed k into `checkpoints/seed<k>/` and writes the
 report to `outputs/seed<k>/demo.md`; stage 1 and the FGD encoder are shared by every seed (see the Makefile).

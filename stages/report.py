@@ -680,7 +680,6 @@ def render_markdown(
     kw = (results.get("ground_truth") or {}).get("keyword")
     if kw:
         lines += [
-            "",
             f"Keyword accuracy: each of the split's {kw['segments']} annotated keyword segments "
             f"({len(kw['classes'])} classes) is classified from the upper body and hands over its frames by a "
             "nearest-neighbour classifier fitted on the ground truth's training-split segments "
@@ -696,8 +695,8 @@ def render_markdown(
                 f"Held-out synonyms: {kw['held_out_segments']} of the segments say a keyword the training clips never "
                 f"said (a synonym of a trained class). Their keyword accuracy, and that of the others: {shown}.",
             ]
+        lines.append("")
     lines += [
-        "",
         "## Table 2: Sem-gate ablation",
         "",
     ]

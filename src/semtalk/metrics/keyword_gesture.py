@@ -166,8 +166,8 @@ class KeywordGestureClassifier:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(
-                f"keyword-gesture classifier {path} not found: fit one with `semtalk evaluate --sem-dir ... "
-                "--keyword-root ROOT` (it is fitted on ROOT's train split) or `KeywordGestureClassifier.fit`"
+                f"keyword-gesture classifier {path} not found: fit one on a dataset's train split with "
+                "`semtalk.metrics.keyword_gesture.fit_on_root(ROOT, body_model)` and `.save(path)`"
             )
         with np.load(path, allow_pickle=False) as d:
             return cls(d["features"], [str(v) for v in d["labels"]], d["mean"], d["scale"], int(d["k"]))
@@ -253,8 +253,8 @@ def held_out_keywords(root: str | Path | Beat2Root) -> list[str]:
         return []
     try:
         return list(json.loads(stats.read_text()).get("held_out_keywords") or [])
-    except (OSError, ValueError):
-        return []
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{stats} is not readable JSON ({exc}): regenerate the dataset (`make dataset`)") from exc
 
 
 def root_segments(

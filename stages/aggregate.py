@@ -18,9 +18,10 @@ from typing import Any
 
 from semtalk.atomic import write_text_atomic
 from semtalk.metrics.tables import PAPER_SCALES
+from stages.report import ABLATIONS, TABLE1_ROWS
 
-ROWS = ("ground_truth", "mean_pose", "shuffled_audio", "base_shuffled", "base_only", "full",
-        "random_psi", "no_weighting", "wf_only", "wl_only")  # fmt: skip
+#: the report's rows: Table 1, random psi and the Sem-gate ablations
+ROWS = (*TABLE1_ROWS, "random_psi", *ABLATIONS)
 METRICS = ("fgd", "bc", "diversity", "lipsync_z", "keyword_accuracy", "rotation_error")
 
 

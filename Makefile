@@ -37,10 +37,10 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND := Agg
 
 .PHONY: help setup system-deps test lint format dataset cache pretrain-vq train-base train-sparse demo tensorboard bench-gpu \
-	bench report ablation aggregate fgd clean distclean
+	bench report ablation aggregate publish-report fgd clean distclean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_%-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_%-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: system-deps $(STAMP) ## create .venv and install semtalk with its pinned stack (a no-op once done)
 
@@ -125,17 +125,29 @@ DEMO_JOBS ?= 2
 demo: ## the main job: set-up, dataset, cache, the three stages, FGD encoder, generation, report (timed per step); SEED=k for another seed
 	$(PYTHON) scripts/demo.py --jobs $(DEMO_JOBS) $(if $(SEED),--seed $(SEED))
 
-REPORT ?= $(if $(SEED),outputs/seed$(SEED)/demo.md,reports/demo.md)
+# every output of a run goes under outputs/ (ignored by git); `make publish-report` copies it into docs/results/
+REPORT ?= outputs/$(if $(SEED),seed$(SEED),demo)/demo.md
 TIMING ?= runs/demo_timing$(if $(SEED),_seed$(SEED)).json
-report: $(GEN)/sparse.ckpt $(CKPT)/fgd.pt ## the results report (reports/demo.md): tables, claims and figures written by code
+report: $(GEN)/sparse.ckpt $(CKPT)/fgd.pt ## the results report (outputs/demo/demo.md; SEED=k: outputs/seed<k>/): tables, claims and figures written by code
 	$(PY) -m stages.report --data-config $(DATA_CFG) --checkpoints $(GEN) --out $(REPORT) --fgd-encoder $(CKPT)/fgd.pt \
 	  $(if $(wildcard $(TIMING)),--timing $(TIMING))
 
-# the reports to aggregate, e.g. RUNS="reports/demo/metrics.json outputs/seed1/demo/metrics.json"
-RUNS ?= $(wildcard reports/demo/metrics.json outputs/seed*/demo/metrics.json)
-AGGREGATE ?= reports/seeds.md
-aggregate: setup ## mean +- sd over several runs' metrics.json (default: the demo and every SEED=k run) -> reports/seeds.md
+# the reports to aggregate, e.g. RUNS="outputs/demo/demo/metrics.json outputs/seed1/demo/metrics.json"
+RUNS ?= $(wildcard outputs/demo/demo/metrics.json outputs/seed*/demo/metrics.json)
+AGGREGATE ?= outputs/seeds.md
+aggregate: setup ## mean +- sd over several runs' metrics.json (default: the demo and every SEED=k run) -> outputs/seeds.md
 	$(PY) -m stages.aggregate $(RUNS) --out $(AGGREGATE)
+
+# the committed copy of the results: the report's markdown, figures and metrics.json (not the per-row motions)
+PUBLISHED := docs/results
+publish-report: ## copy the last report (outputs/demo/demo.md, its figures, metrics.json) and outputs/seeds.* to docs/results/
+	@test -f outputs/demo/demo.md || { echo "no report in outputs/demo/: run make demo (or make report) first" >&2; exit 1; }
+	mkdir -p $(PUBLISHED)/demo
+	find $(PUBLISHED)/demo -maxdepth 1 -type f -delete
+	cp outputs/demo/demo.md $(PUBLISHED)/demo.md
+	find outputs/demo/demo -maxdepth 1 -type f \( -name '*.png' -o -name '*.json' \) -exec cp {} $(PUBLISHED)/demo/ \;
+	$(if $(wildcard outputs/seeds.md),cp outputs/seeds.md outputs/seeds.json $(PUBLISHED)/)
+	@echo "docs/results/ now holds the last report: review with git diff, then commit it"
 
 tensorboard: setup ## open the training dashboards (losses, metrics, previews) at http://localhost:6006
 	$(VENV)/bin/tensorboard --logdir runs

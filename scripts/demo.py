@@ -5,7 +5,9 @@
 Steps (each a Make target, so an interrupted run resumes where it stopped and a finished step is a no-op):
 set-up -> embedded dataset -> feature cache -> stage 1 (the four RVQ-VAEs and the global-motion net, `--jobs`
 trainings at a time, the FGD encoder beside them) -> stage 2 (base) -> stage 3 (sparse) -> generation for a speech
-file the project has never seen (new espeak-ng speech, 44.1 kHz stereo) -> the results report `reports/demo.md`.
+file the project has never seen (new espeak-ng speech, 44.1 kHz stereo) -> the results report
+`outputs/demo/demo.md`. Everything it writes is ignored by git (`data/`, `checkpoints/`, `runs/`, `outputs/`), so a
+clone stays clean; `make publish-report` copies the report into the committed `docs/results/`.
 The per-step times go to `runs/demo_timing.json` (read by the report) and are printed at the end, with the
 machine's calibration figure: the median demo-size three-pass base training step of `bench/train_step.py`, measured
 on the same machine before the report step (and not counted in the total), and the machine-independent cost of the
@@ -129,7 +131,7 @@ def main() -> None:
     ap.add_argument("--no-calibration", action="store_true", help="skip the calibration step at the end")
     args = ap.parse_args()
     global TIMING
-    out_dir = "outputs/demo"
+    out_dir = "outputs/demo/generate"
     if args.seed is not None:
         SEED_ARGS.append(f"SEED={args.seed}")
         TIMING = ROOT / "runs" / f"demo_timing_seed{args.seed}.json"
@@ -157,7 +159,7 @@ def main() -> None:
     save(steps, calibration)
     run_step("report (test split)", _make("report"), steps, calibration_s=calibration)
     table(steps, calibration)
-    report = "reports/demo.md" if args.seed is None else f"outputs/seed{args.seed}/demo.md"
+    report = "outputs/demo/demo.md" if args.seed is None else f"outputs/seed{args.seed}/demo.md"
     print(f"\nreport: {report}; generated motion: {out_dir}/; timing: {TIMING.relative_to(ROOT)}")
     print("dashboards: make tensorboard (http://localhost:6006)")
 

@@ -1,7 +1,7 @@
 """Mean ± sd over several runs of the report (`metrics.json` of `python -m stages.report`), e.g. the main job
 under several seeds (`make demo SEED=k`), and how many runs each claim holds in.
 
-    python -m stages.aggregate reports/demo/metrics.json outputs/seed1/demo/metrics.json ... --out reports/seeds.md
+    python -m stages.aggregate outputs/demo/demo/metrics.json outputs/seed1/demo/metrics.json ... --out outputs/seeds.md
 
 Writes the markdown table and `<out without .md>.json` (every per-run value, the means and the sds). The sd is
 the sample standard deviation (n - 1); with one run it is not defined and printed as "n/a".
@@ -134,7 +134,7 @@ def render(agg: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("metrics", nargs="+", help="metrics.json files of report runs")
-    ap.add_argument("--out", default="reports/seeds.md", help="markdown file; the JSON goes next to it")
+    ap.add_argument("--out", default="outputs/seeds.md", help="markdown file; the JSON goes next to it")
     args = ap.parse_args(argv)
     agg = aggregate(load_runs(args.metrics))
     out = Path(args.out)

@@ -1,7 +1,7 @@
 """The results report of the main job: tables, claims and figures written by code from the trained checkpoints.
 
     python -m stages.report --data-config configs/data/embedded.yaml --checkpoints checkpoints \
-        --out reports/demo.md [--split test] [--fgd-encoder checkpoints/fgd.pt] [--timing runs/demo_timing.json]
+        --out outputs/demo/demo.md [--split test] [--fgd-encoder checkpoints/fgd.pt] [--timing runs/demo_timing.json]
 
 For every clip of the split it writes BEAT2-format npz files into `<out without .md>/<row>/` (rows below), scores
 each row folder with `semtalk.metrics.evaluate.evaluate_folder` (profile `corrected`) against the ground-truth
@@ -840,7 +840,7 @@ def build_report(
     t_start = time.perf_counter()
     out = Path(out)
     if out.suffix != ".md":
-        raise ValueError(f"--out must name a markdown file (e.g. reports/demo.md), got {out}")
+        raise ValueError(f"--out must name a markdown file (e.g. outputs/demo/demo.md), got {out}")
     out_dir = out.with_suffix("")
     checkpoints = Path(checkpoints)
     timing_data = read_timing(Path(timing)) if timing is not None else None
@@ -989,7 +989,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-config", default="configs/data/embedded.yaml", help="data YAML of the stages")
     ap.add_argument("--checkpoints", default="checkpoints", help="folder with base.ckpt, sparse.ckpt, ablation/")
-    ap.add_argument("--out", default="reports/demo.md", help="the markdown report; assets go to <out without .md>/")
+    ap.add_argument("--out", default="outputs/demo/demo.md", help="the markdown report; assets in <out without .md>/")
     ap.add_argument("--split", default="test", choices=("val", "test"))
     ap.add_argument("--fgd-encoder", default=None, help="FGD encoder weights (default: a random-init encoder)")
     ap.add_argument("--timing", default=None, help="JSON of the main job's step times")

@@ -85,3 +85,18 @@ def test_an_interrupted_stage_resumes_from_its_last_checkpoint(built):
     plan = make(built, "-n", "checkpoints/vq_hands.ckpt").stdout
     assert "-c configs/vq/hands.yaml" in plan
     assert "--ckpt_path runs/vq_hands/checkpoints/last.ckpt" in plan, plan
+
+
+def test_run_outputs_stay_out_of_the_tree_and_only_publish_report_writes_docs(built):
+    """`make report` and `make aggregate` write under the ignored `outputs/`; `docs/results/` (the committed copy)
+    is written by `make publish-report` alone, so a clone stays clean after `make demo`."""
+    touch(built / "checkpoints" / "fgd.pt", time.time())
+    report = make(built, "-n", "report").stdout
+    assert "--out outputs/demo/demo.md" in report, report
+    assert "--out outputs/seed1/demo.md" in make(built, "-n", "report", "SEED=1").stdout
+    aggregate = make(built, "-n", "aggregate").stdout
+    assert "--out outputs/seeds.md" in aggregate, aggregate
+    assert "docs/" not in report + aggregate
+    assert "docs/results" in make(built, "-n", "publish-report").stdout
+    ignored = subprocess.run(["git", "check-ignore", "-q", "outputs/demo/demo.md"], cwd=REPO, timeout=30)
+    assert ignored.returncode == 0, "outputs/ must be ignored by git"

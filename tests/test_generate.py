@@ -26,7 +26,16 @@ from semtalk.export import (
     save_smplx_npz,
     write_bvh,
 )
-from semtalk.inference import Emphasis, Frontend, FrontendSpec, WordTrack, generate_audio, spread_transcript
+from semtalk.inference import (
+    Emphasis,
+    Frontend,
+    FrontendSpec,
+    VoicedLevels,
+    WordTrack,
+    generate_audio,
+    spread_transcript,
+    voiced_regions,
+)
 from semtalk.streaming import (
     LOW_LATENCY_PLAN,
     OFFLINE_PLAN,
@@ -205,6 +214,29 @@ def test_transcript_spreads_over_voiced_regions():
         assert any(lo - 1e-6 <= w.start and w.end <= hi + 1e-6 for lo, hi in regions)
     with pytest.raises(ValueError, match="no words"):
         spread_transcript(" ,, ", regions, 3.5)
+
+
+def test_voiced_regions_leave_out_silence():
+    rate, t = 16000, np.arange(16000) / 16000
+    tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)  # 1 s at -23 dBFS RMS
+    silence = np.zeros(5 * rate, np.float32)
+    assert voiced_regions([silence]) == ([], 5.0)  # digital silence: nothing voiced (it was one 5 s stretch)
+    hiss = np.random.default_rng(0).normal(0, 1e-4, 2 * rate).astype(np.float32)  # -80 dBFS, below any speech
+    assert voiced_regions([hiss])[0] == []
+    speech_then_silence = np.concatenate([tone, silence[: 2 * rate]])
+    regions, duration = voiced_regions([speech_then_silence])
+    assert duration == 3.0 and len(regions) == 1 and regions[0][0] == 0 and regions[0][1] == pytest.approx(1.0)
+    levels = VoicedLevels()  # block by block, blocks not a multiple of the 20 ms frame
+    for i in range(0, len(speech_then_silence), 7001):
+        levels.push(speech_then_silence[i : i + 7001])
+    assert levels.regions() == regions and levels.duration == duration
+    with pytest.raises(RuntimeError, match="push after"):
+        levels.push(tone)
+
+
+def test_transcript_refuses_audio_without_voice():
+    with pytest.raises(ValueError, match="no voiced part"):
+        spread_transcript("hello there", [], 5.0)
 
 
 def test_asr_words_from_a_local_ctc_model(tmp_path, project):
@@ -477,3 +509,35 @@ def test_generate_under_bf16_autocast(project, tmp_path):
         half = loaded["bf16"][k]
         assert half.dtype == np.float32 and half.shape == full.shape and np.isfinite(half).all()
     assert not np.array_equal(loaded["32"]["trans"], loaded["bf16"]["trans"])  # autocast did apply
+
+
+def test_generate_silence_with_a_transcript_is_refused_and_words_stay_on_speech(project, tmp_path):
+    """5 s of digital silence: a transcript is refused (there is nowhere to put its words), without words the
+    motion is generated with a notice; speech followed by silence: the transcript's words stay on the speech."""
+    import soundfile as sf
+
+    from semtalk.generate_cli import main
+
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(5 * 16000, np.float32), 16000, subtype="PCM_16")
+    common = ["--checkpoints", str(project / "checkpoints"), "--video", "none", "--no-bvh", "--quiet"]
+    with pytest.raises(SystemExit, match="silence.wav: .*no voiced part"):
+        main([str(silent), *common, "--out", str(tmp_path / "o1"), "--transcript", "hello there"])
+    assert not (tmp_path / "o1" / "silence.npz").exists()
+    main([str(silent), *common, "--out", str(tmp_path / "o2")])
+    psi = json.loads((tmp_path / "o2" / "silence_psi.json").read_text())
+    assert psi["frames"] == 150 and psi["seconds_voiced"] == 0
+    assert any("no voiced part" in n for n in psi["notices"])
+
+    wav = next((project / "data" / "embedded" / "wave16k").glob("*.wav"))
+    speech = load_audio(wav)
+    spoken = len(speech) / 16000
+    padded = tmp_path / "padded.wav"
+    sf.write(padded, np.concatenate([speech, np.zeros(3 * 16000, np.float32)]), 16000, subtype="PCM_16")
+    main([str(padded), *common, "--out", str(tmp_path / "o3"), "--transcript", "the big red balloon floated away"])
+    psi = json.loads((tmp_path / "o3" / "padded_psi.json").read_text())
+    words = [w for w in psi["words"] if w["word"]]
+    assert [w["word"] for w in words] == ["the", "big", "red", "balloon", "floated", "away"]
+    assert max(w["end"] for w in words) <= spoken + 0.02  # nothing laid over the 3 s of silence
+    assert 0 < psi["seconds_voiced"] <= spoken + 0.02
+    assert not any("no voiced part" in n for n in psi["notices"])

@@ -307,48 +307,88 @@ class WordTrack:
         return sorted({w.word for w in self.words if w.word.strip() and self.lookup(w.word) == UNK})
 
 
-def voiced_regions(
-    blocks: Iterable[np.ndarray], sample_rate: int = SAMPLE_RATE, top_db: float = 35.0, min_gap: float = 0.2
-) -> tuple[list[tuple[float, float]], float]:
-    """Voiced stretches of audio given block by block: 20 ms RMS frames within `top_db` of the loudest, gaps
-    shorter than `min_gap` seconds bridged. Returns `[(start, end)]` seconds and the duration."""
-    hop = sample_rate // 50
-    rms: list[float] = []
-    carry = np.zeros(0, dtype=np.float32)
-    total = 0
-    for block in blocks:
-        total += len(block)
-        x = np.concatenate((carry, np.asarray(block, dtype=np.float32)))
-        whole = len(x) // hop * hop
+#: 20 ms frames whose RMS level is below this (dBFS) are never voiced, however quiet the loudest one is: digital
+#: silence or a hiss far below any speech level is not speech
+SILENCE_DB = -60.0
+
+
+class VoicedLevels:
+    """The 20 ms RMS levels of audio given block by block (e.g. as `generate_audio`'s `on_block`), and the voiced
+    stretches they hold."""
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
+        self.sample_rate, self.hop = sample_rate, sample_rate // 50
+        self.rms: list[float] = []
+        self.samples = 0
+        self._carry = np.zeros(0, dtype=np.float32)
+        self._closed = False
+
+    def push(self, block: np.ndarray) -> None:
+        if self._closed:
+            raise RuntimeError("VoicedLevels: push after regions()")
+        self.samples += len(block)
+        x = np.concatenate((self._carry, np.asarray(block, dtype=np.float32)))
+        whole = len(x) // self.hop * self.hop
         if whole:
-            rms.extend(np.sqrt(np.mean(x[:whole].reshape(-1, hop) ** 2, axis=1) + 1e-12).tolist())
-        carry = x[whole:]
-    if len(carry):
-        rms.append(float(np.sqrt(np.mean(carry**2) + 1e-12)))
-    duration = total / sample_rate
-    if not rms:
-        return [], duration
-    level = 20 * np.log10(np.asarray(rms) + 1e-12)
-    voiced = level > level.max() - top_db
-    regions: list[list[float]] = []
-    for i in np.flatnonzero(voiced):
-        start, end = i * hop / sample_rate, min((i + 1) * hop / sample_rate, duration)
-        if regions and start - regions[-1][1] < min_gap:
-            regions[-1][1] = end
-        else:
-            regions.append([start, end])
-    return [(float(a), float(b)) for a, b in regions], duration
+            self.rms.extend(np.sqrt(np.mean(x[:whole].reshape(-1, self.hop) ** 2, axis=1) + 1e-12).tolist())
+        self._carry = x[whole:]
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.sample_rate
+
+    def regions(
+        self, top_db: float = 35.0, min_gap: float = 0.2, floor_db: float = SILENCE_DB
+    ) -> list[tuple[float, float]]:
+        """Voiced stretches `[(start, end)]` in seconds: frames within `top_db` of the loudest and above `floor_db`
+        dBFS, gaps shorter than `min_gap` seconds bridged. Empty for silent audio."""
+        if not self._closed:
+            if len(self._carry):
+                self.rms.append(float(np.sqrt(np.mean(self._carry**2) + 1e-12)))
+            self._carry, self._closed = np.zeros(0, dtype=np.float32), True
+        if not self.rms:
+            return []
+        level = 20 * np.log10(np.asarray(self.rms) + 1e-12)
+        voiced = level > max(float(level.max()) - top_db, floor_db)
+        duration, rate = self.duration, self.sample_rate
+        regions: list[list[float]] = []
+        for i in np.flatnonzero(voiced):
+            start, end = i * self.hop / rate, min((i + 1) * self.hop / rate, duration)
+            if regions and start - regions[-1][1] < min_gap:
+                regions[-1][1] = end
+            else:
+                regions.append([start, end])
+        return [(float(a), float(b)) for a, b in regions]
+
+
+def voiced_regions(
+    blocks: Iterable[np.ndarray],
+    sample_rate: int = SAMPLE_RATE,
+    top_db: float = 35.0,
+    min_gap: float = 0.2,
+    floor_db: float = SILENCE_DB,
+) -> tuple[list[tuple[float, float]], float]:
+    """Voiced stretches of audio given block by block: 20 ms RMS frames within `top_db` of the loudest and above
+    `floor_db` dBFS, gaps shorter than `min_gap` seconds bridged. Returns `[(start, end)]` seconds (empty for
+    silence) and the duration."""
+    levels = VoicedLevels(sample_rate)
+    for block in blocks:
+        levels.push(block)
+    return levels.regions(top_db, min_gap, floor_db), levels.duration
 
 
 def spread_transcript(text: str, regions: Sequence[tuple[float, float]], duration: float) -> list[WordInterval]:
     """Words of `text` laid over the voiced regions in order, each taking time in proportion to its length + 1;
     a word is kept inside the region that holds its midpoint; silences between words are `""` marks (BEAT2's
-    silence). Timings are approximate."""
+    silence). Timings are approximate. Without a voiced region there is nowhere to put the words: `ValueError`."""
     words = [w for w in (normalise_word(t) for t in text.split()) if w]
     if not words:
         raise ValueError("the transcript holds no words")
     if not regions:
-        regions = [(0.0, duration)]
+        raise ValueError(
+            f"the audio ({duration:.1f} s) has no voiced part (every 20 ms frame below {SILENCE_DB:g} dBFS, e.g. "
+            "digital silence), so the transcript's words cannot be placed: give speech, or word timings (--words)"
+        )
     voiced = sum(b - a for a, b in regions)
     weights = np.array([len(w) + 1.0 for w in words])
     edges = np.concatenate(([0.0], np.cumsum(weights) / weights.sum() * voiced))

@@ -127,7 +127,7 @@ def load_pipeline(
         raise FileNotFoundError(
             f"{base_path}: no stage-2 checkpoint. Fix: train it (`make train-base`) or pass --checkpoints DIR"
         )
-    base_ckpt = load_checkpoint(base_path)
+    base_ckpt = load_checkpoint(base_path, mmap=True)  # entries only: the stage reads the weights
     if BASE_KEY not in base_ckpt:
         raise ValueError(
             f"{base_path}: not a stage-2 (base) checkpoint (no '{BASE_KEY}' entry). Fix: put the checkpoint "
@@ -150,7 +150,7 @@ def load_pipeline(
     with _working_directory(root):
         sparse = None
         if want_sparse:
-            sparse_ckpt = load_checkpoint(sparse_abs)
+            sparse_ckpt = load_checkpoint(sparse_abs, mmap=True)  # entries only: the stage reads the weights
             if SPARSE_KEY not in sparse_ckpt:
                 raise ValueError(
                     f"{sparse_path}: not a stage-3 (sparse) checkpoint (no '{SPARSE_KEY}' entry). Fix: put the "

@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
         _lightning(argv)
@@ -221,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.func(args)
     except (DataError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"semtalk {args.command}: {exc}") from exc
+    if as_program and args.command == "generate":  # the process ends now
+        from semtalk.generate_cli import freeze_before_exit
+
+        freeze_before_exit()
 
 
 if __name__ == "__main__":

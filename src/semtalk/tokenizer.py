@@ -40,13 +40,17 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """`torch.load` a checkpoint safely (`weights_only=True`: no pickled code runs), with clear errors."""
+def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
+    """`torch.load` a checkpoint safely (`weights_only=True`: no pickled code runs), with clear errors.
+
+    `mmap=True` maps the tensors instead of reading them: reading the hyper-parameters and entries of a large
+    checkpoint costs almost nothing then. Drop the result soon (its tensors read the file until then, which must
+    not be rewritten meanwhile)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found; train the stage that writes it (see `make help`)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:  # pickled code or classes: refused, never run
         lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "global" in ln.lower()]
         detail = (lines[-1] if lines else str(exc).splitlines()[0])[:200]

@@ -58,6 +58,8 @@ class SparseStage(L.LightningModule):
             in every pass but adds it only in the second).
         beta: psi threshold of the fusion at generation.
         teacher_forcing, batched_passes, compile_blocks, mask_*, masked_passes: as in `BaseStage`.
+        init_from_base: start the motion encoder, body trunk and code predictors from the frozen base generator's
+            weights (same widths required) instead of a random initialisation (SemTalk trains them from scratch).
         lr, adam_betas: Adam settings.
             lr_schedule: `constant` (the reference), or `cosine` (per-step warm-up over `warmup` of the run, then
             cosine decay; short runs).
@@ -86,6 +88,7 @@ class SparseStage(L.LightningModule):
         mask_until: int = 130,
         mask_after: float = 0.35875,
         masked_passes: bool = True,
+        init_from_base: bool = False,
         lr: float = 5e-5,
         adam_betas: tuple[float, float] = (0.5, 0.999),
         lr_schedule: str = "constant",
@@ -132,6 +135,8 @@ class SparseStage(L.LightningModule):
             import numpy as np
 
             self.generator.set_word_embeddings(torch.from_numpy(np.load(spec["word_embeddings"])))
+        if init_from_base:
+            self.generator.init_from_base(self.base.generator)
         self.window, self.seed_frames = self.base.window, self.base.seed_frames
         self.val_gate = BinaryAccuracy()
         self.val_loss = MeanMetric()

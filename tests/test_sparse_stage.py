@@ -144,3 +144,25 @@ def test_fusion_beta_extremes(base_ckpt):
         assert torch.equal(fused_b0.codes[p], sparse_codes[p])
     assert torch.equal(fused_b0.codes["face"], rhythm.codes["face"])
     assert fused_b0.psi.shape == (2, 32)
+
+
+def test_init_from_base_copies_the_shared_modules(base_ckpt):
+    """init_from_base: the body trunk gives the base's part latents for the same hint and memory, and the level-0
+    classifiers of upper/hands/lower the base's logits; the semantic encoder keeps its own initialisation."""
+    torch.manual_seed(0)
+    stage = make_sparse(base_ckpt, init_from_base=True)
+    fresh = make_sparse(base_ckpt)
+    base, gen = stage.base.generator, stage.generator.eval()  # no dropout in either
+    hint = torch.randn(2, 32, GEN["motion_f"])
+    speaker = torch.tensor([0, 3])
+    memory = torch.randn(2, 32, base.code_dim)
+    ours, theirs = gen.body(hint, speaker, memory), base.body(hint, speaker, memory)
+    for p in ("upper", "hands", "lower"):
+        assert torch.allclose(ours[p], theirs[p], atol=1e-6)
+    z = torch.randn(3, 2, 8, base.code_dim)  # (G, B, T', D) for upper, hands, lower
+    zb = torch.cat([torch.zeros(1, 2, 8, base.code_dim), z])  # base groups: face, upper, hands, lower
+    assert torch.allclose(gen.predictors.level0(z), base.predictors.level0(zb)[1:], atol=1e-6)
+    assert not torch.allclose(fresh.generator.body.hint_proj.weight, base.body.hint_proj.weight)
+    wider = make_sparse(base_ckpt, generator=dict(hidden=48))
+    with pytest.raises(ValueError, match="same widths"):
+        wider.generator.init_from_base(base)

@@ -225,6 +225,30 @@ class SparseGenerator(nn.Module):
             )
         self.word_embedding.weight.copy_(weights)
 
+    @torch.no_grad()
+    def init_from_base(self, base: nn.Module) -> list[str]:
+        """Copy the base generator's motion encoder, body trunk and the upper/hands/lower code predictors (the
+        modules both generators share, same shapes) into this one; the semantic encoder, the gate, the cascade
+        and the blend keep their initialisation. `base`: a `BaseGenerator` of the same widths. Returns the
+        parameter names copied."""
+        own, theirs = self.state_dict(), base.state_dict()
+        rows = torch.tensor([PARTS.index(p) for p in BODY_PARTS])
+        copied = []
+        for name, value in own.items():
+            if not name.startswith(("motion_encoder.", "body.", "predictors.")) or name not in theirs:
+                continue
+            src = theirs[name]
+            if name.startswith("predictors.") and src.dim() > 0 and src.shape[0] == len(PARTS):
+                src = src[rows]  # grouped per part: pick the body parts' slices
+            if src.shape != value.shape:
+                raise ValueError(
+                    f"init_from_base: {name} is {tuple(src.shape)} in the base generator and {tuple(value.shape)} "
+                    "here; give both generators the same widths (hidden, motion_f, code_dim, layers, heads)"
+                )
+            value.copy_(src)
+            copied.append(name)
+        return copied
+
     def encode_semantics(
         self, words: torch.Tensor, clip: torch.Tensor, hubert: torch.Tensor, emotion: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -306,3 +306,28 @@ def test_generators_and_quantizer_pickle_and_copy_with_their_load_hooks() -> Non
     twin = copy.deepcopy(pickle.loads(pickle.dumps(q)))
     twin.load_state_dict(twin.state_dict())
     assert not twin._codebooks_ready and q._codebooks_ready  # the copy's hook resets the copy, not the original
+
+
+def test_body_trunk_aligned_memory_path() -> None:
+    """aligned_memory: with its map zeroed the trunk equals the plain trunk of the same weights; otherwise the
+    memory changes the output even when the cross-attention is bypassed, and rows given by `memory_rows` get the
+    same outputs as a full-batch call while the other rows equal a call without memory."""
+    torch.manual_seed(0)
+    h, d = 16, 8
+    plain = BodyTrunk(h, 6, 10, d, 2, 1, 3, 64, 0.0).eval()
+    aligned = BodyTrunk(h, 6, 10, d, 2, 1, 3, 64, 0.0, aligned_memory=True).eval()
+    missing, unexpected = aligned.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["aligned.bias", "aligned.weight"] and not unexpected
+    hint, speaker, memory = torch.randn(3, 16, 6), torch.tensor([0, 2, 1]), torch.randn(3, 16, 10)
+    with torch.no_grad():
+        nn.init.zeros_(aligned.aligned.weight)
+        nn.init.zeros_(aligned.aligned.bias)
+        for p, v in aligned(hint, speaker, memory).items():
+            torch.testing.assert_close(v, plain(hint, speaker, memory)[p])
+        nn.init.normal_(aligned.aligned.weight)
+        full, none = aligned(hint, speaker, memory), aligned(hint, speaker, None)
+        rows = aligned(hint, speaker, memory, torch.tensor([0, 2]))
+        for p in BODY_PARTS:
+            assert not torch.allclose(full[p], plain(hint, speaker, memory)[p], atol=1e-3)
+            torch.testing.assert_close(rows[p][[0, 2]], full[p][[0, 2]], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(rows[p][1], none[p][1], atol=1e-5, rtol=1e-5)

@@ -136,6 +136,9 @@ class BodyTrunk(nn.Module):
             this sum and overwrites it on the next line, so the released model has False.
         memory_pe: add the positional encoding to the cross-attention memory too (SemTalk's code: False, so the
             attention cannot align a frame of the memory with the same frame of the query).
+        aligned_memory: also add a linear map of each frame's memory to the same frame's query, before the
+            self-attention: a frame-aligned path from the speech (or semantic) features to the body that does not
+            depend on the cross-attention learning to align frames (SemTalk: False).
     """
 
     def __init__(
@@ -151,12 +154,14 @@ class BodyTrunk(nn.Module):
         dropout: float,
         speaker_in_cross_query: bool = False,
         memory_pe: bool = False,
+        aligned_memory: bool = False,
     ) -> None:
         super().__init__()
         self.speaker_in_cross_query = speaker_in_cross_query
         self.memory_pe = memory_pe
         self.hint_mlp = MLP(motion_f, hidden, motion_f)
         self.hint_proj = nn.Linear(motion_f, hidden)
+        self.aligned = nn.Linear(memory_dim, hidden) if aligned_memory else None
         self.speaker = nn.Embedding(num_speakers, hidden)
         self.pe = PeriodicPositionalEncoding(hidden, window, dropout)
         self.self_attention = encoder_stack(hidden, heads, 2 * hidden, 1, dropout)
@@ -186,7 +191,13 @@ class BodyTrunk(nn.Module):
         """`memory_rows (R,)` int64, when given, names the batch rows that attend to the memory (the others
         skip the cross-attention, as with `memory=None`)."""
         spk = self.speaker(speaker)  # (B, H)
-        x = self.pe(self.hint_proj(self.hint_mlp(hint)) + spk[:, None])
+        x = self.hint_proj(self.hint_mlp(hint)) + spk[:, None]
+        if self.aligned is not None and memory is not None:
+            if memory_rows is None:
+                x = x + self.aligned(memory)
+            else:
+                x = x.index_add(0, memory_rows, self.aligned(memory.index_select(0, memory_rows)))
+        x = self.pe(x)
         x = self.self_attention(x)
         if memory is not None:
             query = x + spk[:, None] if self.speaker_in_cross_query else x
@@ -314,6 +325,8 @@ class BaseGenerator(nn.Module):
             predictors); False reproduces SemTalk's code, whose memories carry none.
         beat_norm: standardise the beat features before the speech branches' beat MLPs (see `AudioBranch`); False
             feeds them raw, as the reference does.
+        aligned_memory: add each frame's memory (speech or semantic features) to the body trunk's query of the
+            same frame (see `BodyTrunk`); False is SemTalk's trunk, which reaches the memory only by cross-attention.
     """
 
     def __init__(
@@ -340,6 +353,7 @@ class BaseGenerator(nn.Module):
         speaker_in_cross_query: bool = False,
         memory_pe: bool = True,
         beat_norm: bool = False,
+        aligned_memory: bool = False,
     ) -> None:
         super().__init__()
         check_frames_per_token(frames_per_token)
@@ -367,6 +381,7 @@ class BaseGenerator(nn.Module):
             dropout,
             speaker_in_cross_query,
             memory_pe,
+            aligned_memory,
         )
         self.cascade = PartCascade(BASE_CASCADE, (("face", "hands"), ("upper", "lower")), code_dim, heads, dropout)
         self.predictors = PartCodePredictors(

@@ -100,6 +100,8 @@ class SparseGenerator(nn.Module):
             unweighted (the Sem-gate ablation).
         memory_pe: positions on the body's semantic cross-attention memory and the residual-level predictors'
             (see `BaseGenerator`); False reproduces SemTalk's code.
+        aligned_memory: add each frame's memory (speech or semantic features) to the body trunk's query of the
+            same frame (see `BodyTrunk`); False is SemTalk's trunk, which reaches the memory only by cross-attention.
     """
 
     def __init__(
@@ -132,6 +134,7 @@ class SparseGenerator(nn.Module):
         motion_encoder_layers: int = 3,
         speaker_in_cross_query: bool = False,
         memory_pe: bool = True,
+        aligned_memory: bool = False,
     ) -> None:
         super().__init__()
         check_frames_per_token(frames_per_token)
@@ -170,6 +173,7 @@ class SparseGenerator(nn.Module):
             dropout,
             speaker_in_cross_query,
             memory_pe,
+            aligned_memory,
         )
         self.cascade = PartCascade(SPARSE_CASCADE, (("hands",), ("upper", "lower")), code_dim, heads, dropout)
         if blend_base:
